@@ -1,0 +1,25 @@
+# `make test` on a fresh Debian machine: system packages, a virtual environment, the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup system venv test clean
+
+setup: system venv
+
+system:  ## the Fashion-MNIST files (and, as root, whatever servers the tests need)
+	bash .ci/system-deps
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

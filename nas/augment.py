@@ -1,0 +1,62 @@
+"""Batched augmentation: whole-batch tensor operations, each sample with its own randomness.
+
+No per-sample Python loop and no DataLoader workers: on 2 CPU cores those cost more than
+the model. Images stay uint8 [B, C, H, W] here; the model normalises them itself.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nas.config import Augment
+
+
+def crop_with_offsets(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """Zero-pad by `pad`, then cut the HxW window at (dy[i], dx[i]) out of sample i.
+
+    dy, dx are in [0, 2*pad]; (pad, pad) gives the image back unchanged.
+    """
+    b, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # [B, H]
+    cols = dx[:, None] + torch.arange(w, device=x.device)  # [B, W]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    # advanced indexing puts the indexed dims first: [B, H, W, C]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    if pad == 0:
+        return x
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, x.shape[0]), device=x.device, generator=generator)
+    return crop_with_offsets(x, pad, dy, dx)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Erase (set to 0) one size x size square per sample; its centre may lie anywhere in the image."""
+    if size == 0:
+        return x
+    b, _, h, w = x.shape
+    cy = torch.randint(0, h, (b,), device=x.device, generator=generator)
+    cx = torch.randint(0, w, (b,), device=x.device, generator=generator)
+    top, left = cy - size // 2, cx - size // 2
+    rows = torch.arange(h, device=x.device)[None, :]
+    cols = torch.arange(w, device=x.device)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)  # [B, H]
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)  # [B, W]
+    erase = in_rows[:, None, :, None] & in_cols[:, None, None, :]
+    return x.masked_fill(erase, 0)
+
+
+def apply(x: torch.Tensor, policy: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The training-time policy: translate, mirror, erase."""
+    x = random_crop(x, policy.crop_pad, generator)
+    if policy.flip:
+        x = random_flip(x, generator)
+    return random_cutout(x, policy.cutout, generator)

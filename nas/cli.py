@@ -1,0 +1,289 @@
+"""Thin commands: parse, build config, call the library, render. Torch is imported inside
+commands so `nas --help` is instant. User mistakes (NasError) print one red line, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from nas.errors import NasError, UsageError
+
+err = Console(stderr=True)  # humans read stderr
+STUDIES = Path("studies")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage dump
+        print_error(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise SystemExit(2)
+
+
+def print_error(message: str) -> None:
+    """One red line, never wrapped: scripts and people grep for it."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True, markup=True)
+
+
+# ---------------------------------------------------------------- nas spaces
+
+def cmd_spaces(args) -> int:
+    from nas import measure, models, spaces
+    from nas.report import fmt_count
+
+    rows = []
+    for space in spaces.load_all():
+        for name, preset in space.presets.items():
+            model = models.build(preset["arch"])
+            macs, _ = measure.count_macs(model)
+            rows.append({"space": space.name, "preset": name, "params": measure.count_params(model), "macs": macs,
+                         "summary": models.summary(preset["arch"])})
+        if not space.presets:
+            rows.append({"space": space.name, "preset": None, "params": None, "macs": None, "summary": ""})
+    if args.format == "json":
+        listing = [{"name": s.name, "path": str(s.path), "family": s.family, "description": s.description,
+                    "presets": [r for r in rows if r["space"] == s.name and r["preset"]]} for s in spaces.load_all()]
+        print(json.dumps(listing, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="search spaces and their presets (MACs: multiply-adds per 28x28 image)")
+    for col in ("space", "preset", "params", "MACs", "architecture"):
+        table.add_column(col, justify="right" if col in ("params", "MACs") else "left")
+    for r in rows:
+        table.add_row(r["space"], r["preset"] or "-", fmt_count(r["params"]) if r["params"] else "-",
+                      fmt_count(r["macs"]) if r["macs"] else "-", r["summary"])
+    err.print(table)
+    for s in spaces.load_all():
+        err.print(f"[bold]{s.name}[/bold] ({s.path}): {s.description}", highlight=False)
+    return 0
+
+
+# ---------------------------------------------------------------- nas data
+
+def data_config(args):
+    from nas.config import DataConfig
+
+    return DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
+                      split_seed=args.split_seed, subset=getattr(args, "subset", 1.0))
+
+
+def cmd_data(args) -> int:
+    from nas import data
+    from nas.report import data_table, sample_grid
+
+    splits = data.load(data_config(args), with_test=True)
+    stats = {"dataset": args.dataset, "classes": splits.classes, "splits": {}, "files": splits.files}
+    for name in ("train", "val", "test"):
+        s = getattr(splits, name)
+        pixels = s.images.float()
+        stats["splits"][name] = {"images": len(s), "counts": s.labels.bincount(minlength=10).tolist(),
+                                 "mean": pixels.mean().item(), "std": pixels.std().item()}
+    picture = sample_grid(splits.train.images.numpy(), splits.train.labels.numpy(), splits.classes,
+                          Path(args.out or STUDIES / f"data-{args.dataset}.png"))
+    stats["picture"] = str(picture)
+    if args.format == "json":
+        print(json.dumps(stats, indent=2))
+    else:
+        err.print(data_table(stats))
+        err.print(f"samples per class: {picture}")
+    return 0
+
+
+# ---------------------------------------------------------------- nas train
+
+def read_arch_file(path: str) -> tuple[dict, dict]:
+    """An arch JSON file: either the arch dict itself or {"arch": ..., "recipe": ...}."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UsageError(f"--arch {path}: cannot read it ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--arch {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"--arch {path}: expected a JSON object with the arch")
+    if "arch" in raw:
+        return raw["arch"], raw.get("recipe") or {}
+    return raw, {}
+
+
+def parse_augment(text: str) -> dict:
+    """'crop=2,flip=1,cutout=8' -> {'crop_pad': 2, 'flip': True, 'cutout': 8}."""
+    names = {"crop": "crop_pad", "crop_pad": "crop_pad", "flip": "flip", "cutout": "cutout"}
+    out = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key not in names or not value.isdigit():
+            raise UsageError(f"--augment {text!r}: expected e.g. crop=2,flip=1,cutout=8")
+        out[names[key]] = bool(int(value)) if key == "flip" else int(value)
+    return out
+
+
+def choose_arch(args, space) -> tuple[dict, dict, str]:
+    """(arch, recipe overrides, where it came from) from --preset, --arch or a seeded random draw."""
+    if args.preset and args.arch:
+        raise UsageError("give --preset or --arch, not both")
+    if args.preset:
+        if args.preset not in space.presets:
+            raise UsageError(f"space {space.name} has no preset {args.preset!r}; presets: "
+                             f"{', '.join(space.presets) or 'none'}")
+        preset = space.presets[args.preset]
+        return preset["arch"], preset.get("recipe") or {}, f"preset {args.preset}"
+    if args.arch:
+        arch, recipe = read_arch_file(args.arch)
+        arch.setdefault("family", space.family)
+        return arch, recipe, args.arch
+    import optuna
+
+    from nas import spaces
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed)).ask()
+    return spaces.sample(trial, space), {}, f"random draw from {space.name} (seed {args.seed})"
+
+
+def build_recipe(args, overrides: dict):
+    from nas.config import Recipe
+
+    recipe = Recipe.from_dict(overrides)
+    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+             "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "ema": args.ema,
+             "seed": args.seed}
+    changes = {k: v for k, v in flags.items() if v is not None}
+    if args.no_tta:
+        changes["tta_flip"] = False
+    if args.augment is not None:
+        changes["augment"] = recipe.augment.__class__(**{**recipe.to_dict()["augment"], **parse_augment(args.augment)})
+    return Recipe.from_dict({**recipe.to_dict(), **{k: v for k, v in changes.items() if k != "augment"},
+                             "augment": (changes.get("augment") or recipe.augment).__dict__})
+
+
+def cmd_train(args) -> int:
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from nas import data, measure, models, spaces, train
+    from nas.report import epoch_table, fmt_count, result_table
+
+    space = spaces.load(args.space)
+    arch, recipe_overrides, origin = choose_arch(args, space)
+    recipe = build_recipe(args, recipe_overrides)
+    device = train.resolve_device(args.device)
+    splits = data.load(data_config(args), device=device, with_test=args.test)  # bad data fails before any work
+    model = models.build(arch)
+    params = measure.count_params(model)
+    macs, uncounted = measure.count_macs(model)
+    err.print(f"[bold]{models.summary(arch)}[/bold]  ({origin})", highlight=False)
+    err.print(f"params {fmt_count(params)}  MACs {fmt_count(macs)} per image"
+              + (f"  (fvcore did not count: {', '.join(f'{k} x{v}' for k, v in uncounted.items())})" if uncounted else ""))
+    lat = None
+    if not args.no_latency:  # timed before training: never while training uses the cores
+        lat = measure.latency(model, backend=args.latency_backend, threads=args.latency_threads)
+        err.print(f"latency {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}) at batch 1, "
+                  f"{lat['backend']}, {lat['threads']} thread(s), {lat['device']}")
+    err.print(f"data: {len(splits.train)} train / {len(splits.val)} validation images"
+              + (f" / {len(splits.test)} test" if args.test else "") + f", device {device}", highlight=False)
+
+    with Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=err, transient=False) as bar:
+        task = bar.add_task("train", total=1, epoch=1, epochs=recipe.epochs, last="")
+
+        def on_step(epoch, step, steps):
+            bar.update(task, completed=step, total=steps, epoch=epoch)
+
+        def on_epoch(epoch, m):
+            m["images_per_second"] = len(splits.train) // recipe.batch_size * recipe.batch_size / m["seconds"]
+            bar.update(task, last=f"loss {m['train_loss']:.3f} train {m['train_acc']:.4f} val {m['val_acc']:.4f} "
+                                  f"{m['seconds']:.1f}s")
+            bar.console.print(f"epoch {epoch}: loss {m['train_loss']:.4f}  train acc {m['train_acc']:.4f}  "
+                              f"val acc {m['val_acc']:.4f}  {m['seconds']:.1f} s", highlight=False)
+
+        trained, result = train.train(model, splits, recipe, device, args.precision, on_epoch, on_step)
+    if result.status == "diverged":
+        raise NasError(f"training diverged: {result.reason}; lower --lr or change the recipe")
+    test_acc = train.accuracy(trained, splits.test, recipe.tta_flip, result.precision) if args.test else None
+    row = {"network": models.summary(arch) if not args.preset else args.preset, "params": fmt_count(params),
+           "MACs": fmt_count(macs), "train acc": f"{result.history[-1]['train_acc']:.4f}",
+           "val acc": f"{result.val_acc:.4f}", "test acc": f"{test_acc:.4f}" if test_acc is not None else "-",
+           "epochs": len(result.history), "s/epoch": f"{result.seconds / len(result.history):.1f}",
+           "latency ms": f"{lat['median_ms']:.3f}" if lat else "-", "batch": recipe.batch_size}
+    err.print(result_table(row))
+    if args.format == "json":
+        print(json.dumps({"arch": arch, "recipe": recipe.to_dict(), "params": params, "macs": macs,
+                          "uncounted_ops": uncounted, "latency": lat, "status": result.status,
+                          "precision": result.precision, "history": result.history, "val_acc": result.val_acc,
+                          "test_acc": test_acc, "train_seconds": result.seconds, "device": str(device),
+                          "torch_threads": torch.get_num_threads()}, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------- wiring
+
+def add_data_args(p):
+    p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist", "kmnist"])
+    p.add_argument("--data-dir", help="folder with the four IDX files (default: $NAS_DATA_DIR, "
+                                      "/usr/share/datasets/fashion-mnist, then a torchvision download)")
+    p.add_argument("--val-size", type=int, default=10_000, help="validation images held out of the training file")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the stratified train/validation split")
+
+
+def parser() -> Parser:
+    top = Parser(prog="nas", description="Neural architecture search for small, fast image classifiers.")
+    top.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("spaces", help="list search spaces and their presets (params, MACs)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_spaces)
+
+    p = sub.add_parser("data", help="class counts per split, pixel statistics, a picture of samples")
+    add_data_args(p)
+    p.add_argument("--out", help="where to write the samples picture (default studies/data-<dataset>.png)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="train one architecture (a preset, an arch.json or a random draw)")
+    p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
+    p.add_argument("--preset", help="a named preset of the space, e.g. seed-structure-1")
+    p.add_argument("--arch", help="JSON file with an arch dict (or {'arch': ..., 'recipe': ...})")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate per 256 images")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--ema", type=float, help="per-step EMA decay of weights for evaluation (0 = off)")
+    p.add_argument("--augment", help="augmentation policy, e.g. crop=2,flip=1,cutout=8")
+    p.add_argument("--no-tta", action="store_true", help="evaluate without horizontal-flip test-time augmentation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--subset", type=float, default=1.0, help="fraction of the training split to train on")
+    p.add_argument("--test", action="store_true", help="after training, score the test split once")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    p.add_argument("--latency-backend", choices=["onnxruntime", "torch"], default="onnxruntime")
+    p.add_argument("--latency-threads", type=int, default=1)
+    p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_data_args(p)
+    p.set_defaults(func=cmd_train)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NasError as e:
+        if args.debug:
+            raise
+        print_error(str(e).replace("[", r"\["))
+        return e.exit_code
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

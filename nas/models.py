@@ -1,0 +1,81 @@
+"""One pure builder per family: `build(arch) -> nn.Module`. The arch dict is the model's identity."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nas.blocks import ACTIVATIONS, BLOCKS, Normalize, conv_bn
+from nas.errors import UsageError
+
+# Fashion-MNIST training-set pixel statistics (0-255); `nas data` prints them
+PIXEL_MEAN, PIXEL_STD = 72.94, 90.02
+
+
+def build_resnet_like(arch: dict, channels: int, num_classes: int) -> nn.Module:
+    act = arch["activation"]
+    stem = arch["stem"]
+    layers = [conv_bn(channels, stem["width"], stem["kernel"], act=act)]
+    width = stem["width"]
+    for stage in arch["stages"]:
+        for i in range(stage["depth"]):
+            stride = 2 if (i == 0 and stage["downsample"]) else 1
+            layers.append(BLOCKS[stage["block"]](width, stage["width"], stride, stage["kernel"], act,
+                                                 stage["se"], stage.get("expansion", 1)))
+            width = stage["width"]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Dropout(arch.get("dropout", 0.0)), nn.Linear(width, num_classes))
+
+
+def build_simple_cnn(arch: dict, channels: int, num_classes: int) -> nn.Module:
+    """The seed's family: [conv(+BN)+act] x convs, max-pool; per stage; then fully connected layers."""
+    act, bn = arch["activation"], arch["batchnorm"]
+    layers, width = [], channels
+    for stage in arch["stages"]:
+        for _ in range(stage["convs"]):
+            layers.append(nn.Conv2d(width, stage["width"], 3, padding=1, bias=not bn))
+            if bn:
+                layers.append(nn.BatchNorm2d(stage["width"]))
+            layers.append(ACTIVATIONS[act]())
+            width = stage["width"]
+        layers.append(nn.MaxPool2d(2))
+    layers.append(nn.Flatten())
+    for hidden in arch["fc"]:
+        layers += [nn.LazyLinear(hidden), ACTIVATIONS[act](), nn.Dropout(arch.get("dropout", 0.0))]
+    layers.append(nn.LazyLinear(num_classes))
+    return nn.Sequential(*layers)
+
+
+FAMILIES = {"resnet_like": build_resnet_like, "simple_cnn": build_simple_cnn}
+
+
+def build(arch: dict, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10) -> nn.Module:
+    """A fresh, randomly initialised model that takes raw pixels (float 0-255, NCHW)."""
+    family = arch.get("family")
+    if family not in FAMILIES:
+        raise UsageError(f"arch family {family!r} is unknown; known families: {', '.join(FAMILIES)}")
+    try:
+        body = FAMILIES[family](arch, input_shape[0], num_classes)
+    except KeyError as e:
+        raise UsageError(f"arch for {family} is missing key {e.args[0]!r}") from None
+    model = nn.Sequential(Normalize(PIXEL_MEAN, PIXEL_STD), body)
+    with torch.no_grad():  # materialise lazy layers and check the arch fits the input size
+        try:
+            model.eval()(torch.zeros(1, *input_shape))
+        except RuntimeError as e:
+            raise UsageError(f"arch does not fit a {input_shape} input: {str(e).splitlines()[0]}") from None
+    return model
+
+
+def summary(arch: dict) -> str:
+    """A short human-readable line for tables and trial attributes (well under 1,024 characters)."""
+    if arch["family"] == "simple_cnn":
+        stages = " ".join(f"{s['width']}x{s['convs']}" for s in arch["stages"])
+        fc = "-".join(str(w) for w in arch["fc"]) or "none"
+        return f"cnn[{stages}] fc[{fc}] {'bn ' if arch['batchnorm'] else ''}{arch['activation']}"
+    parts = [f"stem{arch['stem']['width']}"]
+    for s in arch["stages"]:
+        block = s["block"] + (f"e{s['expansion']}" if s["block"] in ("inverted", "bottleneck") else "")
+        parts.append(f"{block}x{s['depth']}@{s['width']}k{s['kernel']}{'/2' if s['downsample'] else ''}"
+                     f"{'+se' if s['se'] else ''}")
+    return " ".join(parts) + f" {arch['activation']}"

@@ -1,0 +1,60 @@
+import gzip
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nas import data
+from nas.config import DataConfig
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = False, magic: bytes | None = None) -> Path:
+    """Write an IDX file the way the official ones are laid out (big-endian dims, ubyte data)."""
+    header = (magic or bytes([0, 0, 0x08, array.ndim])) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    raw = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+def fake_dataset(folder: Path, n_train: int = 60_000, n_test: int = 10_000, gz: bool = True) -> Path:
+    """Four IDX files of noise with the official names and sizes (labels cycle through 0-9)."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for split, n in (("train", n_train), ("test", n_test)):
+        images_name, labels_name = data.FILES[split]
+        write_idx(folder / (images_name + suffix), rng.integers(0, 256, (n, 28, 28)), gz)
+        write_idx(folder / (labels_name + suffix), np.arange(n) % 10, gz)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The real Fashion-MNIST splits (Debian's dataset-fashion-mnist, installed by `make test`)."""
+    return data.load(DataConfig())
+
+
+@pytest.fixture(scope="session")
+def small(fashion):
+    """A few hundred real images: 512 to train on, 256 to validate on."""
+    g = torch.Generator().manual_seed(0)
+    tr = torch.randperm(len(fashion.train), generator=g)[:512]
+    va = torch.randperm(len(fashion.val), generator=g)[:256]
+    return data.Splits(train=data.Split(fashion.train.images[tr], fashion.train.labels[tr]),
+                       val=data.Split(fashion.val.images[va], fashion.val.labels[va]),
+                       test=None, classes=fashion.classes, files=fashion.files)
+
+
+@pytest.fixture
+def nas_cli():
+    """Run the real `nas` command in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    def run(*args, **kwargs):
+        return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, **kwargs)
+
+    return run

@@ -1,0 +1,56 @@
+import torch
+
+from nas import augment
+from nas.config import Augment
+
+
+def reference_crop(img: torch.Tensor, pad: int, dy: int, dx: int) -> torch.Tensor:
+    """One sample, the obvious way."""
+    padded = torch.nn.functional.pad(img, (pad, pad, pad, pad))
+    return padded[:, dy:dy + img.shape[1], dx:dx + img.shape[2]]
+
+
+def test_batched_crop_matches_per_sample_reference():
+    x = torch.randint(0, 256, (64, 2, 28, 28), dtype=torch.uint8)
+    pad = 3
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, 64))
+    out = augment.crop_with_offsets(x, pad, dy, dx)
+    for i in range(64):
+        assert torch.equal(out[i], reference_crop(x[i], pad, int(dy[i]), int(dx[i])))
+
+
+def test_centre_offset_is_identity():
+    x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    centre = torch.full((4,), 2)
+    assert torch.equal(augment.crop_with_offsets(x, 2, centre, centre), x)
+
+
+def test_each_sample_gets_its_own_offset():
+    # the same image 256 times: if samples shared one offset, every output would be identical
+    x = torch.randint(0, 256, (1, 1, 28, 28), dtype=torch.uint8).expand(256, -1, -1, -1).contiguous()
+    out = augment.random_crop(x, 2, torch.Generator().manual_seed(0))
+    distinct = {o.numpy().tobytes() for o in out}
+    assert len(distinct) == 25  # all 5 x 5 offsets occur
+
+
+def test_flip_is_per_sample():
+    x = torch.arange(28, dtype=torch.uint8).repeat(200, 1, 28, 1)
+    out = augment.random_flip(x, torch.Generator().manual_seed(0))
+    flipped = (out[:, 0, 0, 0] == 27)
+    assert 60 < flipped.sum() < 140
+    assert torch.equal(out[flipped], x[flipped].flip(3)) and torch.equal(out[~flipped], x[~flipped])
+
+
+def test_cutout_erases_one_square_per_sample_at_its_own_place():
+    x = torch.full((100, 1, 28, 28), 255, dtype=torch.uint8)
+    out = augment.random_cutout(x, 8, torch.Generator().manual_seed(0))
+    erased = (out == 0).flatten(1).sum(1)
+    assert erased.max() == 64 and erased.min() > 0  # clipped at the borders, never absent
+    assert len({o.numpy().tobytes() for o in out}) > 50
+
+
+def test_policy_keeps_dtype_and_shape():
+    x = torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8)
+    out = augment.apply(x, Augment(crop_pad=2, flip=True, cutout=8))
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    assert torch.equal(augment.apply(x, Augment(crop_pad=0, flip=False, cutout=0)), x)

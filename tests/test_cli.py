@@ -1,0 +1,85 @@
+import json
+
+import pytest
+
+from tests.conftest import fake_dataset
+
+
+def test_help_is_instant_and_lists_commands(nas_cli):
+    out = nas_cli("--help")
+    assert out.returncode == 0 and all(c in out.stdout for c in ("spaces", "data", "train"))
+
+
+def test_spaces_json_lists_presets_with_params_and_macs(nas_cli):
+    out = nas_cli("spaces", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    listing = {s["name"]: s for s in json.loads(out.stdout)}
+    presets = {p["preset"]: p for p in listing["simple_cnn"]["presets"]}
+    assert presets["seed-structure-1"]["params"] == 688_138
+    assert presets["seed-structure-1"]["macs"] > 7_000_000
+
+
+def test_data_reports_counts_stats_and_writes_a_picture(nas_cli, tmp_path):
+    out = nas_cli("data", "--format", "json", "--out", str(tmp_path / "samples.png"))
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout)
+    assert stats["splits"]["train"]["counts"] == [5000] * 10
+    assert stats["splits"]["val"]["images"] == 10_000 and stats["splits"]["test"]["images"] == 10_000
+    assert 70 < stats["splits"]["train"]["mean"] < 76
+    assert (tmp_path / "samples.png").stat().st_size > 10_000
+
+
+TINY_ARCH = {"arch": {"family": "simple_cnn", "stages": [{"width": 8, "convs": 1}, {"width": 16, "convs": 1}],
+                      "batchnorm": True, "activation": "relu", "fc": [], "dropout": 0.0},
+             "recipe": {"batch_size": 32, "lr": 0.1}}
+
+
+def test_train_from_an_arch_file_with_test_score(nas_cli, tmp_path):
+    (tmp_path / "arch.json").write_text(json.dumps(TINY_ARCH))
+    out = nas_cli("train", "--space", "simple_cnn", "--arch", str(tmp_path / "arch.json"), "--epochs", "2",
+                  "--subset", "0.01", "--val-size", "500", "--test", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["status"] == "completed" and len(result["history"]) == 2
+    assert result["recipe"]["batch_size"] == 32  # the file's recipe, under the command line's flags
+    assert 0.2 < result["test_acc"] <= 1 and result["params"] > 0 and result["macs"] > 0
+    assert result["latency"]["backend"] == "onnxruntime" and result["latency"]["threads"] == 1
+    for shown in ("params", "MACs", "latency", "epoch 2", "val acc", "test acc"):
+        assert shown in out.stderr
+
+
+def test_train_a_random_draw(nas_cli):
+    out = nas_cli("train", "--space", "resnet_like", "--seed", "5", "--epochs", "1", "--subset", "0.005",
+                  "--val-size", "200", "--no-latency", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["arch"]["family"] == "resnet_like" and result["test_acc"] is None and result["latency"] is None
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["train", "--space", "resnet"], 2, "unknown space 'resnet'"),
+    (["train", "--space", "simple_cnn", "--preset", "nope"], 2, "has no preset 'nope'"),
+    (["train", "--space", "simple_cnn", "--arch", "/nonexistent.json"], 2, "cannot read it"),
+    (["train", "--space", "simple_cnn", "--epochs", "0", "--no-latency"], 2, "epochs must be >= 1"),
+    (["train", "--space", "simple_cnn", "--augment", "crop=two"], 2, "--augment"),
+    (["train", "--space", "simple_cnn", "--data-dir", "/nonexistent"], 2, "is not a folder"),
+    (["train", "--space", "simple_cnn", "--bogus"], 2, "unrecognized arguments"),
+])
+def test_bad_input_is_one_line_without_traceback(nas_cli, args, code, message):
+    out = nas_cli(*args)
+    assert out.returncode == code
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_missing_dataset_file_is_a_runtime_error_with_the_fix(nas_cli, tmp_path):
+    folder = fake_dataset(tmp_path / "d", n_train=60_000, n_test=10)
+    (folder / "train-labels-idx1-ubyte.gz").unlink()
+    out = nas_cli("data", "--data-dir", str(folder))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "missing train-labels-idx1-ubyte" in out.stderr and "dataset-fashion-mnist" in out.stderr
+
+
+def test_debug_shows_the_traceback(nas_cli):
+    out = nas_cli("--debug", "train", "--space", "resnet")
+    assert out.returncode != 0 and "Traceback" in out.stderr

@@ -1,0 +1,40 @@
+import torch
+from torch import nn
+
+from nas import measure, models, spaces
+
+
+def test_macs_of_a_known_conv_are_exact_and_uncounted_ops_are_named():
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 28 * 28, 10))
+    macs, uncounted = measure.count_macs(model)
+    assert macs == 28 * 28 * 8 * 9 + 8 * 28 * 28 * 10
+    assert measure.count_params(model) == 8 * 9 + 8 * 28 * 28 * 10 + 10
+    # an elementwise op that fvcore does not count is reported, not dropped
+    macs2, uncounted2 = measure.count_macs(models.build(spaces.load("simple_cnn").presets["seed-structure-1"]["arch"]))
+    assert "aten::max_pool2d" in uncounted2 and macs2 > 7e6
+
+
+def test_latency_on_both_backends_is_a_median_with_spread():
+    model = models.build(spaces.load("simple_cnn").presets["seed-structure-1"]["arch"])
+    for backend in ("onnxruntime", "torch"):
+        lat = measure.latency(model, backend=backend, threads=1, runs=20, warmup=3)
+        assert lat["backend"] == backend and lat["threads"] == 1 and lat["device"] == "cpu"
+        assert 0 < lat["median_ms"] < 1000 and lat["iqr_ms"] >= 0 and lat["batch"] == 1
+
+
+def test_onnx_export_agrees_with_torch_at_any_batch(tmp_path):
+    import onnxruntime as ort
+
+    model = models.build(spaces.load("simple_cnn").presets["seed-structure-1"]["arch"]).eval()
+    measure.export_onnx(model, str(tmp_path / "m.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 7):
+        x = torch.rand(batch, 1, 28, 28) * 255
+        ours = model(x).detach().numpy()
+        theirs = session.run(None, {"pixels": x.numpy()})[0]
+        assert theirs.shape == (batch, 10) and abs(ours - theirs).max() < 1e-3
+
+
+def test_throughput_is_images_per_second():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    assert measure.throughput(model, batch=64, backend="torch", runs=5) > 0
