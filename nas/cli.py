@@ -219,6 +219,88 @@ def cmd_train(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- nas search / front / plot
+
+def study_args(args) -> tuple[str, str]:
+    from nas.search import default_storage
+
+    return args.study, args.storage or default_storage(args.study)
+
+
+def print_front(study, fmt: str) -> None:
+    from nas.report import front_rows, front_table
+    from nas.search import front
+
+    settings = study.user_attrs.get("nas", {})
+    rows = front_rows(front(study), settings.get("fidelity", {}).get("val_size", 10_000))
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=[k for k in rows[0] if k != "values"] if rows else ["trial"],
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        objectives = ", ".join(settings.get("objectives", []))
+        err.print(front_table(rows, f"Pareto front of study {study.study_name} ({objectives}; "
+                                    f"validation accuracy ± standard error)"))
+
+
+def cmd_search(args) -> int:
+    from nas import search
+    from nas.config import DataConfig
+    from nas.report import SearchDisplay
+
+    space_name = Path(args.space).stem
+    study_name = args.study or space_name
+    limits = {"max_params": None if args.max_params == "none" else search.parse_count(args.max_params, "--max-params"),
+              "max_macs": args.max_macs and search.parse_count(args.max_macs, "--max-macs"),
+              "max_latency_ms": args.max_latency and search.parse_ms(args.max_latency, "--max-latency")}
+    config = search.SearchConfig(
+        space=args.space, study=study_name, storage=args.storage or search.default_storage(study_name),
+        trials=args.trials, objectives=search.parse_objectives(args.objectives), **limits, epochs=args.epochs,
+        subset=args.subset, sampler=args.sampler, seed=args.seed, with_presets=args.with_presets,
+        timeout=args.timeout, device=args.device,
+        data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
+                        split_seed=args.split_seed))
+    runner = search.Search(config, new=args.new)
+    already = search.counts(runner.study)["trained"]
+    err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials} "
+              f"trained trials so far; fidelity {config.epochs} epochs on {config.subset:.0%} of the training split; "
+              f"limits {config.limits() or 'none'}", highlight=False)
+    with SearchDisplay(err, config.trials, already) as display:
+        runner.events = display
+        try:
+            final = runner.run()
+        except KeyboardInterrupt:
+            err.print(f"interrupted; run the same command again to continue study {config.study}")
+            raise
+    err.print(f"done: {final['trained']} trained ({final['completed']} completed, {final['pruned']} pruned), "
+              f"{final['infeasible']} infeasible, {final['reused']} reused, {final['failed']} failed")
+    print_front(runner.study, args.format)
+    return 0
+
+
+def cmd_front(args) -> int:
+    from nas import search
+
+    print_front(search.load_study(*study_args(args)), args.format)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from nas import search
+    from nas.report import plot_study
+
+    study = search.load_study(*study_args(args))
+    objectives = study.user_attrs.get("nas", {}).get("objectives", ["accuracy"])
+    for path in plot_study(study, objectives, Path(args.out or STUDIES / args.study)):
+        err.print(f"wrote {path}")
+    return 0
+
+
 # ---------------------------------------------------------------- wiring
 
 def add_data_args(p):
@@ -268,6 +350,41 @@ def parser() -> Parser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     add_data_args(p)
     p.set_defaults(func=cmd_train)
+
+    from nas.search import SAMPLERS, SearchConfig
+
+    d = SearchConfig.__dataclass_fields__
+    p = sub.add_parser("search", help="multi-objective architecture search into an Optuna study")
+    p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
+    p.add_argument("--trials", type=int, required=True, help="trained (completed or pruned) trials the study should hold")
+    p.add_argument("--study", help="study name (default: the space's name)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    p.add_argument("--new", action="store_true", help="refuse to continue an existing study of this name")
+    p.add_argument("--objectives", default="accuracy,macs,latency", help="from accuracy, params, macs, latency")
+    p.add_argument("--max-params", default="10M", help="hard limit, e.g. 1M (default 10M, the seed's); 'none' for none")
+    p.add_argument("--max-macs", help="hard limit on multiply-adds per image, e.g. 300M")
+    p.add_argument("--max-latency", help="hard limit on batch-1 latency, e.g. 1ms")
+    p.add_argument("--epochs", type=int, default=d["epochs"].default, help="fidelity: epochs per trial")
+    p.add_argument("--subset", type=float, default=d["subset"].default, help="fidelity: fraction of the training split")
+    p.add_argument("--sampler", choices=SAMPLERS, default=d["sampler"].default)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--with-presets", action="store_true", help="train the space's presets first as reference trials")
+    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="how to print the front")
+    add_data_args(p)
+    p.set_defaults(func=cmd_search)
+
+    for name, func, text in (("front", cmd_front, "the Pareto front of a study"),
+                             ("plot", cmd_plot, "PNG pictures of a study's front and hypervolume")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--study", required=True)
+        p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+        if name == "front":
+            p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+        else:
+            p.add_argument("--out", help="folder for the pictures (default studies/<study>/)")
+        p.set_defaults(func=func)
     return top
 
 

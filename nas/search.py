@@ -1,0 +1,360 @@
+"""`nas search`: an Optuna multi-objective study over a search space.
+
+Per trial: sample arch + recipe -> build -> measure (params, MACs, latency) -> over a hard
+limit? recorded as infeasible, never trained -> train at the study's fidelity, pruned at
+rungs -> tell the objectives. Every result and the study's settings live in the storage, so a
+re-run continues where the last one stopped and other tools (optuna-dashboard) see the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nas.config import DataConfig, Recipe
+from nas.errors import NasError, UsageError
+
+OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "macs": "minimize", "latency": "minimize"}
+OBJECTIVE_LABELS = {"accuracy": "val_accuracy", "params": "params", "macs": "MACs", "latency": "latency_ms"}
+SAMPLERS = ("tpe", "nsga2", "random")
+GIVE_UP_AFTER = 50  # consecutive infeasible (or already trained) proposals before the search stops
+
+
+# ---------------------------------------------------------------- human units
+
+def parse_count(text: str, flag: str) -> float:
+    """'1M' -> 1e6, '300k' -> 3e5, '2.5G' -> 2.5e9, '12000' -> 12000."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", str(text))
+    if not m:
+        raise UsageError(f"{flag} {text!r} is not a count; write e.g. 1M, 300k, 2.5G or 12000")
+    return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+
+
+def parse_ms(text: str, flag: str) -> float:
+    """'1ms' -> 1.0, '500us' -> 0.5, '0.002s' -> 2.0 (milliseconds)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s)\s*", str(text))
+    if not m:
+        raise UsageError(f"{flag} {text!r} is not a duration; write e.g. 1ms, 500us or 0.002s")
+    return float(m.group(1)) * {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names:
+        raise UsageError(f"unknown objective {unknown[0] if unknown else text!r}; choose from {', '.join(OBJECTIVES)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--objectives {text!r} names an objective twice")
+    return names
+
+
+# ---------------------------------------------------------------- configuration
+
+@dataclass(frozen=True)
+class SearchConfig:
+    space: str  # name in search_spaces/ or a path to a .yaml file
+    study: str  # study name; also names the default SQLite file studies/<study>.db
+    storage: str  # Optuna storage URL
+    trials: int  # trained (completed or pruned) trials the study should hold
+    objectives: tuple[str, ...] = ("accuracy", "macs", "latency")
+    max_params: float | None = 10e6  # the seed's limit; None = no limit
+    max_macs: float | None = None  # multiply-adds per image
+    max_latency_ms: float | None = None  # batch-1 latency, milliseconds
+    epochs: int = 4  # fidelity: epochs per trial (the one-cycle schedule is fitted to them)
+    subset: float = 0.2  # fidelity: fraction of the training split each trial trains on
+    rungs: tuple[int, ...] = (1, 2)  # epochs at which a trial may be pruned
+    eta: float = 3.0  # keep the top 1/eta at each rung
+    n_min: int = 5  # trials that must reach a rung before it prunes
+    sampler: str = "tpe"
+    seed: int = 0
+    with_presets: bool = False  # train the space's presets as reference trials first
+    timeout: float | None = None  # seconds; stop starting new trials after this
+    device: str = "auto"
+    latency_backend: str = "onnxruntime"
+    latency_threads: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self):
+        if self.trials < 1:
+            raise UsageError(f"--trials {self.trials}: must be at least 1")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"--sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if self.epochs < 1 or not 0 < self.subset <= 1:
+            raise UsageError("--epochs must be >= 1 and --subset a fraction in (0, 1]")
+
+    def limits(self) -> dict[str, float]:
+        named = {"params": self.max_params, "macs": self.max_macs, "latency_ms": self.max_latency_ms}
+        return {k: v for k, v in named.items() if v is not None}
+
+    def settings(self, space_file: Path) -> dict:
+        """What must not change when a study is continued; stored on the study."""
+        return {"space": Path(space_file).stem, "space_sha256": hashlib.sha256(Path(space_file).read_bytes()).hexdigest(),
+                "objectives": list(self.objectives), "limits": self.limits(),
+                "fidelity": {"epochs": self.epochs, "subset": self.subset, "val_size": self.data.val_size,
+                             "split_seed": self.data.split_seed, "dataset": self.data.dataset},
+                "pruning": {"rungs": list(self.rungs), "eta": self.eta, "n_min": self.n_min},
+                "latency": {"backend": self.latency_backend, "threads": self.latency_threads}}
+
+
+def default_storage(study: str) -> str:
+    return f"sqlite:///studies/{study}.db"
+
+
+def redact(url: str) -> str:
+    """Never show a storage password: postgresql://user:secret@host -> postgresql://user:***@host."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+# ---------------------------------------------------------------- the study
+
+def _storage(url: str):
+    import optuna
+
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.get_storage(url)
+    except Exception as e:  # bad URL, server down, missing driver
+        raise NasError(f"cannot open storage {redact(url)}: {type(e).__name__}: "
+                       f"{redact(str(e).splitlines()[0])}") from None
+
+
+def load_study(study: str, storage: str):
+    """An existing study, for the commands that only read (front, plot, export, dashboard)."""
+    import optuna
+
+    store = _storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    if study not in names:
+        raise UsageError(f"no study {study!r} in {redact(storage)}; studies there: {', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=study, storage=store)
+
+
+def make_sampler(name: str, seed: int, n_objectives: int):
+    import optuna
+
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    # multivariate + group: the space is conditional (stages, expansion), and trials run in parallel
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                      n_startup_trials=10)
+
+
+def open_study(config: SearchConfig, space_file: Path, new: bool = False):
+    """Create the study, or continue it when its stored settings match this run's."""
+    import optuna
+
+    store = _storage(config.storage)
+    settings = config.settings(space_file)
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(store)}
+    if config.study in existing:
+        if new:
+            raise UsageError(f"study {config.study!r} already exists in {redact(config.storage)}; "
+                             f"pick another --study name (nothing was changed)")
+        stored = existing[config.study].user_attrs.get("nas")
+        if stored != settings:
+            changed = [k for k in settings if (stored or {}).get(k) != settings[k]]
+            raise UsageError(f"study {config.study!r} was created with other settings ({', '.join(changed)}: "
+                             f"{json.dumps({k: (stored or {}).get(k) for k in changed})}); continue it with "
+                             f"those, or start a new study with --study NEW_NAME")
+    n_before = existing[config.study].n_trials if config.study in existing else 0
+    # each run (worker, resume) gets its own sampler seed so none repeats another's proposals
+    seed = config.seed * 100_003 + n_before
+    directions = [OBJECTIVES[o] for o in config.objectives]
+    pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config.rungs[0], reduction_factor=int(config.eta))
+              if len(directions) == 1 else optuna.pruners.NopPruner())
+    study = optuna.create_study(study_name=config.study, storage=store, directions=directions, load_if_exists=True,
+                                sampler=make_sampler(config.sampler, seed, len(directions)), pruner=pruner)
+    if "nas" not in study.user_attrs:
+        study.set_metric_names([OBJECTIVE_LABELS[o] for o in config.objectives])
+        study.set_user_attr("nas", settings)
+    return study
+
+
+# ---------------------------------------------------------------- reading trials
+
+def counts(study) -> dict[str, int]:
+    """trained (completed or pruned, the --trials count), pruned, infeasible, reused, failed, running."""
+    from optuna.trial import TrialState
+
+    c = dict.fromkeys(("trained", "completed", "pruned", "infeasible", "reused", "reference", "failed", "running"), 0)
+    for t in study.get_trials(deepcopy=False):
+        kind = t.user_attrs.get("kind")
+        if t.state == TrialState.RUNNING:
+            c["running"] += 1
+        elif t.state == TrialState.FAIL:
+            c["failed"] += 1
+        elif kind in ("infeasible", "reused", "reference"):
+            c[kind] += 1
+        elif t.state == TrialState.PRUNED:
+            c["pruned"] += 1
+            c["trained"] += 1
+        elif t.state == TrialState.COMPLETE:
+            c["completed"] += 1
+            c["trained"] += 1
+    return c
+
+
+def front(study) -> list:
+    """Pareto-optimal feasible trials that were trained here (reused duplicates left out)."""
+    return sorted((t for t in study.best_trials if t.user_attrs.get("kind") in ("trained", "reference")),
+                  key=lambda t: -t.values[0])
+
+
+def candidate_key(arch: dict, recipe: dict) -> str:
+    return hashlib.sha256(json.dumps([arch, recipe], sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- one trial
+
+class Search:
+    """Runs trials into a study; `events` (optional) receives progress for the display."""
+
+    def __init__(self, config: SearchConfig, events=None, new: bool = False):
+        from nas import data, spaces, train
+        from nas.pruning import RungPruner
+
+        self.config = config
+        self.space = spaces.load(config.space)
+        self.device = train.resolve_device(config.device)
+        self.study = open_study(config, self.space.path, new=new)
+        self.pruner = RungPruner(tuple(config.rungs), config.eta, config.n_min)
+        self.events = events or (lambda event, **info: None)
+        self.splits = data.load(DataConfig(**{**asdict(config.data), "subset": config.subset}), device=self.device)
+
+    # -- the loop
+    def run(self) -> dict[str, int]:
+        from nas import spaces
+
+        start = time.monotonic()
+        if self.config.with_presets:
+            self._run_presets()
+        rejected_in_a_row = 0
+        while counts(self.study)["trained"] < self.config.trials:
+            if self.config.timeout and time.monotonic() - start > self.config.timeout:
+                self.events("timeout")
+                break
+            trial = self.study.ask()
+            arch = spaces.sample(trial, self.space)
+            recipe = spaces.sample_recipe(trial, self.space, Recipe(epochs=self.config.epochs, seed=self.config.seed))
+            kind = self.evaluate(trial, arch, recipe)
+            rejected_in_a_row = rejected_in_a_row + 1 if kind in ("infeasible", "reused") else 0
+            if rejected_in_a_row >= GIVE_UP_AFTER:
+                raise NasError(f"the last {GIVE_UP_AFTER} proposals were all over the limits or already trained; "
+                               f"loosen --max-params/--max-macs/--max-latency or widen the space "
+                               f"(the study keeps everything so far)")
+        return counts(self.study)
+
+    def _run_presets(self):
+        done = {t.user_attrs.get("preset") for t in self.study.get_trials(deepcopy=False)}
+        for name, preset in self.space.presets.items():
+            if name in done:
+                continue
+            trial = self.study.ask()
+            trial.set_user_attr("preset", name)
+            recipe = Recipe.from_dict({**Recipe(epochs=self.config.epochs, seed=self.config.seed).to_dict(),
+                                       **(preset.get("recipe") or {})})
+            self.evaluate(trial, preset["arch"], recipe, reference=True)
+
+    def _values(self, accuracy: float, params: int, macs: int, latency_ms: float) -> list[float]:
+        known = {"accuracy": accuracy, "params": params, "macs": macs, "latency": latency_ms}
+        return [float(known[o]) for o in self.config.objectives]
+
+    def _reuse(self, trial, key: str) -> bool:
+        from optuna.trial import TrialState
+
+        for old in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if old.user_attrs.get("key") == key and old.user_attrs.get("kind") == "trained":
+                for name in ("params", "macs", "latency", "curve", "uncounted_ops"):
+                    trial.set_user_attr(name, old.user_attrs.get(name))
+                trial.set_user_attr("kind", "reused")
+                trial.set_user_attr("reused_from", old.number)
+                for name, value in old.constraints.items():
+                    trial.set_constraint(name, value)
+                self.study.tell(trial, old.values)
+                return True
+        return False
+
+    def evaluate(self, trial, arch: dict, recipe: Recipe, reference: bool = False) -> str:
+        """Measure, check limits, train with pruning, tell. Returns the trial's kind."""
+        from optuna.trial import TrialState
+
+        from nas import measure, models, train
+
+        key = candidate_key(arch, recipe.to_dict())
+        trial.set_user_attr("arch", arch)
+        trial.set_user_attr("summary", models.summary(arch))
+        trial.set_user_attr("recipe", recipe.to_dict())
+        trial.set_user_attr("key", key)
+        trial.set_user_attr("fidelity", {"epochs": self.config.epochs, "subset": self.config.subset})
+        self.events("start", number=trial.number, summary=models.summary(arch), epochs=recipe.epochs)
+        if not reference and self._reuse(trial, key):
+            self.events("end", number=trial.number, kind="reused")
+            return "reused"
+
+        model = models.build(arch)
+        params, (macs, uncounted) = measure.count_params(model), measure.count_macs(model)
+        latency = measure.latency(model, backend=self.config.latency_backend, threads=self.config.latency_threads)
+        trial.set_user_attr("params", params)
+        trial.set_user_attr("macs", macs)
+        trial.set_user_attr("uncounted_ops", uncounted)
+        trial.set_user_attr("latency", latency)
+        costs = {"params": params, "macs": macs, "latency_ms": latency["median_ms"]}
+        for name, limit in self.config.limits().items():
+            trial.set_constraint(name, costs[name] / limit - 1)  # > 0: over the limit, by that fraction
+        if any(costs[n] > limit for n, limit in self.config.limits().items()) and not reference:
+            trial.set_user_attr("kind", "infeasible")
+            self.study.tell(trial, self._values(0.0, params, macs, latency["median_ms"]))
+            self.events("end", number=trial.number, kind="infeasible", costs=costs)
+            return "infeasible"
+
+        cost_values = [costs[{"params": "params", "macs": "macs", "latency": "latency_ms"}[o]]
+                       for o in self.config.objectives if o != "accuracy"]
+        curve = []
+
+        def on_epoch(epoch, metrics):
+            curve.append(round(metrics["val_acc"], 5))
+            trial.set_user_attr("curve", curve)
+            self.events("epoch", number=trial.number, epoch=epoch, metrics=metrics)
+            if reference:
+                return False
+            if len(self.config.objectives) == 1:
+                trial.report(metrics["val_acc"], epoch)
+                return trial.should_prune()
+            if epoch not in self.config.rungs or epoch == recipe.epochs:
+                return False
+            trial.set_user_attr(f"rung_{epoch}", metrics["val_acc"])
+            peers = [(t.user_attrs[f"rung_{epoch}"], *(self._cost_values(t))) for t in
+                     self.study.get_trials(deepcopy=False) if f"rung_{epoch}" in t.user_attrs]
+            return not self.pruner.keeps((metrics["val_acc"], *cost_values), peers)
+
+        trained, result = train.train(model, self.splits, recipe, self.device, on_epoch=on_epoch,
+                                      on_step=lambda e, s, n: self.events("step", epoch=e, step=s, steps=n))
+        trial.set_user_attr("train_seconds", round(result.seconds, 2))
+        trial.set_user_attr("precision", result.precision)
+        if result.status == "diverged":
+            trial.set_user_attr("fail_reason", result.reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.events("end", number=trial.number, kind="failed", reason=result.reason)
+            return "failed"
+        kind = "reference" if reference else "trained"
+        trial.set_user_attr("kind", kind)
+        if result.status == "stopped":
+            trial.set_user_attr("pruned_at_epoch", len(result.history))
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.events("end", number=trial.number, kind="pruned", epoch=len(result.history), acc=result.val_acc)
+            return "pruned"
+        self.study.tell(trial, self._values(result.val_acc, params, macs, latency["median_ms"]))
+        self.events("end", number=trial.number, kind=kind, acc=result.val_acc, costs=costs)
+        return kind
+
+    def _cost_values(self, t) -> list[float]:
+        lat = (t.user_attrs.get("latency") or {}).get("median_ms", 0.0)
+        known = {"params": t.user_attrs.get("params", 0), "macs": t.user_attrs.get("macs", 0), "latency": lat}
+        return [known[o] for o in self.config.objectives if o != "accuracy"]

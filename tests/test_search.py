@@ -1,0 +1,105 @@
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas import search
+from nas.errors import UsageError
+
+TINY = str(Path(__file__).parent / "spaces" / "tiny.yaml")
+FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500"]
+
+
+def run_search(nas_cli, tmp_path, *extra, trials=4):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    out = nas_cli("search", "--space", TINY, "--study", "t", "--storage", storage, "--trials", str(trials),
+                  *FAST, *extra)
+    return out, storage
+
+
+def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
+    out, storage = run_search(nas_cli, tmp_path, "--format", "json", "--with-presets")
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert study.metric_names == ["val_accuracy", "MACs", "latency_ms"]
+    assert search.counts(study)["trained"] == 4 and search.counts(study)["reference"] == 1
+    printed = json.loads(out.stdout)
+    assert {r["trial"] for r in printed} == {t.number for t in study.best_trials
+                                             if t.user_attrs["kind"] in ("trained", "reference")}
+    front = nas_cli("front", "--study", "t", "--storage", storage, "--format", "json")
+    assert json.loads(front.stdout) == printed
+    trial = study.best_trials[0]
+    for attr in ("arch", "summary", "recipe", "params", "macs", "uncounted_ops", "latency", "curve", "fidelity",
+                 "train_seconds"):
+        assert attr in trial.user_attrs, attr
+    assert set(trial.user_attrs["latency"]) >= {"median_ms", "iqr_ms", "backend", "threads", "device"}
+    assert len(trial.user_attrs["curve"]) == 2
+    csv = nas_cli("front", "--study", "t", "--storage", storage, "--format", "csv")
+    assert csv.stdout.splitlines()[0].startswith("trial,val_acc,val_acc_se")
+    plot = nas_cli("plot", "--study", "t", "--storage", storage, "--out", str(tmp_path / "pics"))
+    assert plot.returncode == 0, plot.stderr
+    assert (tmp_path / "pics" / "front.png").stat().st_size > 10_000
+    assert (tmp_path / "pics" / "hypervolume.png").stat().st_size > 5_000
+
+
+def test_over_the_limit_is_recorded_infeasible_and_never_trained(nas_cli, tmp_path):
+    # 1.2k params admits only the smallest archs of the tiny space
+    out, storage = run_search(nas_cli, tmp_path, "--max-params", "1.2k", "--objectives", "accuracy,params",
+                              "--seed", "1", trials=2)
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="t", storage=storage)
+    infeasible = [t for t in study.trials if t.user_attrs.get("kind") == "infeasible"]
+    assert infeasible, "the tiny space has archs over 1.2k params"
+    for t in infeasible:
+        assert t.state == TrialState.COMPLETE and "curve" not in t.user_attrs and "train_seconds" not in t.user_attrs
+        assert t.user_attrs["params"] > 1200 and t.constraints["params"] > 0
+        assert t.number not in {b.number for b in study.best_trials}
+    assert search.counts(study)["trained"] == 2
+
+
+def test_resume_reaches_the_count_and_keeps_what_was_done(nas_cli, tmp_path):
+    out, storage = run_search(nas_cli, tmp_path, trials=2)
+    assert out.returncode == 0, out.stderr
+    before = {t.number: t.values for t in optuna.load_study(study_name="t", storage=storage).trials}
+    out, _ = run_search(nas_cli, tmp_path, trials=4)
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert search.counts(study)["trained"] == 4
+    assert all(study.trials[n].values == v for n, v in before.items())
+
+
+def test_changed_settings_are_refused_and_the_study_is_untouched(nas_cli, tmp_path):
+    out, storage = run_search(nas_cli, tmp_path, trials=1)
+    assert out.returncode == 0, out.stderr
+    n = len(optuna.load_study(study_name="t", storage=storage).trials)
+    out, _ = run_search(nas_cli, tmp_path, "--objectives", "accuracy,params", trials=2)
+    assert out.returncode == 2 and "other settings (objectives" in out.stderr and "Traceback" not in out.stderr
+    assert len(optuna.load_study(study_name="t", storage=storage).trials) == n
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+    (["--max-params", "lots"], "--max-params 'lots' is not a count"),
+    (["--max-latency", "1 fortnight"], "is not a duration"),
+    (["--trials", "0"], "--trials 0: must be at least 1"),
+])
+def test_bad_search_input(nas_cli, tmp_path, args, message):
+    out = nas_cli("search", "--space", TINY, "--study", "t", "--storage", f"sqlite:///{tmp_path}/s.db",
+                  "--trials", "1", *args)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_study_lists_what_is_there(nas_cli, tmp_path):
+    out, storage = run_search(nas_cli, tmp_path, trials=1)
+    out = nas_cli("front", "--study", "nope", "--storage", storage)
+    assert out.returncode == 2 and "no study 'nope'" in out.stderr and "studies there: t" in out.stderr
+
+
+def test_units():
+    assert search.parse_count("1M", "x") == 1e6 and search.parse_count("300k", "x") == 3e5
+    assert search.parse_ms("1ms", "x") == 1.0 and search.parse_ms("500us", "x") == 0.5
+    assert search.redact("postgresql://nas:secret@db/x") == "postgresql://nas:***@db/x"
+    with pytest.raises(UsageError):
+        search.parse_count("-3", "x")
