@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system venv test clean
+.PHONY: setup system venv test search clean
 
 setup: system venv
 
@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 
 test: setup
 	$(BIN)/python -m pytest
+
+search: setup  ## the main job: 100 trials into studies/resnet_like.db, then the front
+	$(BIN)/nas search --space resnet_like --trials 100
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -265,7 +265,9 @@ def cmd_search(args) -> int:
         timeout=args.timeout, device=args.device,
         data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
                         split_seed=args.split_seed))
-    runner = search.Search(config, new=args.new)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    runner = search.Search(config, new=args.new)  # creates or checks the study before any worker starts
     already = search.counts(runner.study)["trained"]
     err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials} "
               f"trained trials so far; fidelity {config.epochs} epochs on {config.subset:.0%} of the training split; "
@@ -273,12 +275,14 @@ def cmd_search(args) -> int:
     with SearchDisplay(err, config.trials, already) as display:
         runner.events = display
         try:
-            final = runner.run()
+            final = runner.run() if args.jobs == 1 else search.run_workers(config, args.jobs, display)
         except KeyboardInterrupt:
             err.print(f"interrupted; run the same command again to continue study {config.study}")
             raise
+    extra = final["trained"] - config.trials
     err.print(f"done: {final['trained']} trained ({final['completed']} completed, {final['pruned']} pruned), "
-              f"{final['infeasible']} infeasible, {final['reused']} reused, {final['failed']} failed")
+              f"{final['infeasible']} infeasible, {final['reused']} reused, {final['failed']} failed"
+              + (f"; {extra} over --trials: workers that started together at the end" if extra > 0 else ""))
     print_front(runner.study, args.format)
     return 0
 
@@ -370,6 +374,7 @@ def parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--with-presets", action="store_true", help="train the space's presets first as reference trials")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes sharing the study and the cores")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="how to print the front")
     add_data_args(p)

@@ -224,6 +224,8 @@ class SearchDisplay:
 
     def __call__(self, event: str, **info):
         p = self.progress
+        if event in ("start", "step") and "worker" in info:
+            return  # several workers: one line per finished trial is all that stays readable
         if event == "start":
             p.update(self.epoch, description=f"trial {info['number']}", completed=0, total=info["epochs"],
                      info=info["summary"][:60], visible=True)
@@ -236,7 +238,7 @@ class SearchDisplay:
                 p.advance(self.trials)
             p.update(self.epoch, visible=False)
             p.update(self.trials, info=self._counts())
-            line = f"trial {info['number']}: {what}"
+            line = f"trial {info['number']}: {what}" + (f" (worker {info['worker']})" if "worker" in info else "")
             if "acc" in info:
                 line += f"  val acc {info['acc']:.4f}" + (f" at epoch {info['epoch']}" if what == "pruned" else "")
             if "costs" in info:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -111,13 +112,27 @@ def redact(url: str) -> str:
 
 # ---------------------------------------------------------------- the study
 
+def _quiet_optuna():
+    """Optuna logs every trial and warns about experimental arguments; nas shows its own progress."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def _storage(url: str):
     import optuna
 
+    _quiet_optuna()
+
+    kwargs = {}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}}  # local workers wait for the file lock
     try:
-        return optuna.storages.get_storage(url)
+        return optuna.storages.RDBStorage(url, **kwargs)
     except Exception as e:  # bad URL, server down, missing driver
         raise NasError(f"cannot open storage {redact(url)}: {type(e).__name__}: "
                        f"{redact(str(e).splitlines()[0])}") from None
@@ -146,7 +161,7 @@ def make_sampler(name: str, seed: int, n_objectives: int):
                                       n_startup_trials=10)
 
 
-def open_study(config: SearchConfig, space_file: Path, new: bool = False):
+def open_study(config: SearchConfig, space_file: Path, new: bool = False, worker: int = 0):
     """Create the study, or continue it when its stored settings match this run's."""
     import optuna
 
@@ -165,7 +180,7 @@ def open_study(config: SearchConfig, space_file: Path, new: bool = False):
                              f"those, or start a new study with --study NEW_NAME")
     n_before = existing[config.study].n_trials if config.study in existing else 0
     # each run (worker, resume) gets its own sampler seed so none repeats another's proposals
-    seed = config.seed * 100_003 + n_before
+    seed = config.seed * 100_003 + n_before + 7_919 * worker
     directions = [OBJECTIVES[o] for o in config.objectives]
     pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config.rungs[0], reduction_factor=int(config.eta))
               if len(directions) == 1 else optuna.pruners.NopPruner())
@@ -216,14 +231,14 @@ def candidate_key(arch: dict, recipe: dict) -> str:
 class Search:
     """Runs trials into a study; `events` (optional) receives progress for the display."""
 
-    def __init__(self, config: SearchConfig, events=None, new: bool = False):
+    def __init__(self, config: SearchConfig, events=None, new: bool = False, worker: int = 0):
         from nas import data, spaces, train
         from nas.pruning import RungPruner
 
         self.config = config
         self.space = spaces.load(config.space)
         self.device = train.resolve_device(config.device)
-        self.study = open_study(config, self.space.path, new=new)
+        self.study = open_study(config, self.space.path, new=new, worker=worker)
         self.pruner = RungPruner(tuple(config.rungs), config.eta, config.n_min)
         self.events = events or (lambda event, **info: None)
         self.splits = data.load(DataConfig(**{**asdict(config.data), "subset": config.subset}), device=self.device)
@@ -285,7 +300,7 @@ class Search:
         """Measure, check limits, train with pruning, tell. Returns the trial's kind."""
         from optuna.trial import TrialState
 
-        from nas import measure, models, train
+        from nas import cores, measure, models, train
 
         key = candidate_key(arch, recipe.to_dict())
         trial.set_user_attr("arch", arch)
@@ -300,7 +315,8 @@ class Search:
 
         model = models.build(arch)
         params, (macs, uncounted) = measure.count_params(model), measure.count_macs(model)
-        latency = measure.latency(model, backend=self.config.latency_backend, threads=self.config.latency_threads)
+        with cores.timing():  # never while a trial trains on these cores
+            latency = measure.latency(model, backend=self.config.latency_backend, threads=self.config.latency_threads)
         trial.set_user_attr("params", params)
         trial.set_user_attr("macs", macs)
         trial.set_user_attr("uncounted_ops", uncounted)
@@ -334,8 +350,9 @@ class Search:
                      self.study.get_trials(deepcopy=False) if f"rung_{epoch}" in t.user_attrs]
             return not self.pruner.keeps((metrics["val_acc"], *cost_values), peers)
 
-        trained, result = train.train(model, self.splits, recipe, self.device, on_epoch=on_epoch,
-                                      on_step=lambda e, s, n: self.events("step", epoch=e, step=s, steps=n))
+        with cores.training():
+            trained, result = train.train(model, self.splits, recipe, self.device, on_epoch=on_epoch,
+                                          on_step=lambda e, s, n: self.events("step", epoch=e, step=s, steps=n))
         trial.set_user_attr("train_seconds", round(result.seconds, 2))
         trial.set_user_attr("precision", result.precision)
         if result.status == "diverged":
@@ -358,3 +375,59 @@ class Search:
         lat = (t.user_attrs.get("latency") or {}).get("median_ms", 0.0)
         known = {"params": t.user_attrs.get("params", 0), "macs": t.user_attrs.get("macs", 0), "latency": lat}
         return [known[o] for o in self.config.objectives if o != "accuracy"]
+
+
+# ---------------------------------------------------------------- several local workers
+
+def _worker(config: SearchConfig, index: int, jobs: int, queue) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))  # share the cores, do not oversubscribe
+    try:
+        Search(config, events=lambda event, **info: queue.put((event, {**info, "worker": index})), worker=index).run()
+        queue.put(("worker-done", {"worker": index}))
+    except NasError as e:
+        queue.put(("worker-error", {"worker": index, "message": str(e)}))
+    except KeyboardInterrupt:
+        pass
+
+
+def run_workers(config: SearchConfig, jobs: int, events) -> dict[str, int]:
+    """`--jobs K`: K processes on this machine, one study. Each asks, trains and tells on its own; the
+    storage hands out trial numbers, so none runs twice. Near the end up to K-1 trials may be over N."""
+    import multiprocessing as mp
+    import queue as queue_module
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(config, i, jobs, queue)) for i in range(jobs)]
+    for p in procs:
+        p.start()
+    finished, error = set(), None
+    try:
+        while len(finished) < jobs:
+            try:
+                event, info = queue.get(timeout=1.0)
+            except queue_module.Empty:
+                for i, p in enumerate(procs):
+                    if not p.is_alive() and i not in finished:
+                        finished.add(i)
+                        error = error or f"worker {i} exited with status {p.exitcode}"
+                continue
+            if event == "worker-done":
+                finished.add(info["worker"])
+            elif event == "worker-error":
+                finished.add(info["worker"])
+                error = error or info["message"]
+            else:
+                events(event, **info)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+    if error:
+        raise NasError(error)
+    import optuna
+
+    return counts(optuna.load_study(study_name=config.study, storage=_storage(config.storage)))

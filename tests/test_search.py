@@ -103,3 +103,15 @@ def test_units():
     assert search.redact("postgresql://nas:secret@db/x") == "postgresql://nas:***@db/x"
     with pytest.raises(UsageError):
         search.parse_count("-3", "x")
+
+
+def test_local_jobs_share_one_study_without_running_a_trial_twice(nas_cli, tmp_path):
+    out, storage = run_search(nas_cli, tmp_path, "--jobs", "3", trials=6)
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="t", storage=storage)
+    c = search.counts(study)
+    assert 6 <= c["trained"] <= 6 + 2 and c["running"] == 0 and c["failed"] == 0
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    front = nas_cli("front", "--study", "t", "--storage", storage, "--format", "json")
+    assert front.returncode == 0 and json.loads(front.stdout)

@@ -1,0 +1,50 @@
+"""Who may use this machine's cores: any number of trainings at once, or one latency timing alone.
+
+A latency figure taken while a trial trains on the same cores is meaningless (0.5 ms becomes
+hundreds), so workers take a machine-wide readers-writer lock: training holds it shared, timing
+holds it exclusive. A turnstile lock gives the timing priority: once it waits, no new training
+starts, and it runs as soon as the trainings in flight finish their trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
+LOCK_DIR = Path(os.environ.get("NAS_LOCK_DIR", tempfile.gettempdir()))
+
+
+def _lock_file(name: str):
+    return open(LOCK_DIR / f"nas-{os.getuid()}-{name}.lock", "a+")
+
+
+@contextlib.contextmanager
+def _held(f, mode):
+    fcntl.flock(f, mode)
+    try:
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def training():
+    """Held while a model trains; many may hold it at once."""
+    with _lock_file("turnstile") as turnstile, _lock_file("cores") as cores:
+        with _held(turnstile, fcntl.LOCK_EX):  # wait behind a timing that is queued
+            fcntl.flock(cores, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(cores, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def timing():
+    """Held while latency is timed: nothing trains meanwhile."""
+    with _lock_file("turnstile") as turnstile, _lock_file("cores") as cores:
+        with _held(turnstile, fcntl.LOCK_EX), _held(cores, fcntl.LOCK_EX):
+            yield
