@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -145,19 +146,19 @@ def choose_arch(args, space) -> tuple[dict, dict, str]:
 
 
 def build_recipe(args, overrides: dict):
+    """The preset's or file's recipe, then the command line's flags on top."""
     from nas.config import Recipe
 
-    recipe = Recipe.from_dict(overrides)
+    values = Recipe.from_dict(overrides).to_dict()
     flags = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
              "weight_decay": args.weight_decay, "label_smoothing": args.label_smoothing, "ema": args.ema,
              "seed": args.seed}
-    changes = {k: v for k, v in flags.items() if v is not None}
+    values.update({k: v for k, v in flags.items() if v is not None})
     if args.no_tta:
-        changes["tta_flip"] = False
+        values["tta_flip"] = False
     if args.augment is not None:
-        changes["augment"] = recipe.augment.__class__(**{**recipe.to_dict()["augment"], **parse_augment(args.augment)})
-    return Recipe.from_dict({**recipe.to_dict(), **{k: v for k, v in changes.items() if k != "augment"},
-                             "augment": (changes.get("augment") or recipe.augment).__dict__})
+        values["augment"].update(parse_augment(args.augment))
+    return Recipe.from_dict(values)
 
 
 def cmd_train(args) -> int:
@@ -165,7 +166,7 @@ def cmd_train(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from nas import data, measure, models, spaces, train
-    from nas.report import epoch_table, fmt_count, result_table
+    from nas.report import fmt_count, result_table
 
     space = spaces.load(args.space)
     arch, recipe_overrides, origin = choose_arch(args, space)
@@ -181,8 +182,11 @@ def cmd_train(args) -> int:
     lat = None
     if not args.no_latency:  # timed before training: never while training uses the cores
         lat = measure.latency(model, backend=args.latency_backend, threads=args.latency_threads)
+        lat["throughput_batch256"] = measure.throughput(model, backend=args.latency_backend,
+                                                        threads=args.latency_threads)
         err.print(f"latency {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}) at batch 1, "
-                  f"{lat['backend']}, {lat['threads']} thread(s), {lat['device']}")
+                  f"{lat['backend']}, {lat['threads']} thread(s), {lat['device']}; "
+                  f"throughput {lat['throughput_batch256']:.0f} images/s at batch 256")
     err.print(f"data: {len(splits.train)} train / {len(splits.val)} validation images"
               + (f" / {len(splits.test)} test" if args.test else "") + f", device {device}", highlight=False)
 
@@ -194,7 +198,6 @@ def cmd_train(args) -> int:
             bar.update(task, completed=step, total=steps, epoch=epoch)
 
         def on_epoch(epoch, m):
-            m["images_per_second"] = len(splits.train) // recipe.batch_size * recipe.batch_size / m["seconds"]
             bar.update(task, last=f"loss {m['train_loss']:.3f} train {m['train_acc']:.4f} val {m['val_acc']:.4f} "
                                   f"{m['seconds']:.1f}s")
             bar.console.print(f"epoch {epoch}: loss {m['train_loss']:.4f}  train acc {m['train_acc']:.4f}  "
@@ -227,12 +230,20 @@ def study_args(args) -> tuple[str, str]:
     return args.study, args.storage or default_storage(args.study)
 
 
-def print_front(study, fmt: str) -> None:
-    from nas.report import front_rows, front_table
+def front_so_far(study) -> tuple[list[dict], str]:
+    from nas.report import front_rows
     from nas.search import front
 
     settings = study.user_attrs.get("nas", {})
     rows = front_rows(front(study), settings.get("fidelity", {}).get("val_size", 10_000))
+    return rows, (f"Pareto front of study {study.study_name} ({', '.join(settings.get('objectives', []))}; "
+                  f"validation accuracy ± standard error)")
+
+
+def print_front(study, fmt: str) -> None:
+    from nas.report import front_table
+
+    rows, title = front_so_far(study)
     if fmt == "json":
         print(json.dumps(rows, indent=2))
     elif fmt == "csv":
@@ -243,9 +254,7 @@ def print_front(study, fmt: str) -> None:
         writer.writeheader()
         writer.writerows(rows)
     else:
-        objectives = ", ".join(settings.get("objectives", []))
-        err.print(front_table(rows, f"Pareto front of study {study.study_name} ({objectives}; "
-                                    f"validation accuracy ± standard error)"))
+        err.print(front_table(rows, title))
 
 
 def cmd_search(args) -> int:
@@ -272,12 +281,20 @@ def cmd_search(args) -> int:
     err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials} "
               f"trained trials so far; fidelity {config.epochs} epochs on {config.subset:.0%} of the training split; "
               f"limits {config.limits() or 'none'}", highlight=False)
-    with SearchDisplay(err, config.trials, already) as display:
+    def on_ctrl_c(signum, frame):
+        if runner.stop_requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        runner.stop_requested = True
+
+    if args.jobs == 1:
+        signal.signal(signal.SIGINT, on_ctrl_c)
+    with SearchDisplay(err, config.trials, already, lambda: front_so_far(runner.study)) as display:
         runner.events = display
         try:
             final = runner.run() if args.jobs == 1 else search.run_workers(config, args.jobs, display)
         except KeyboardInterrupt:
-            err.print(f"interrupted; run the same command again to continue study {config.study}")
+            err.print(f"interrupted: the running trial is marked failed and queued again; run the same "
+                      f"command to continue study {config.study}", soft_wrap=True)
             raise
     extra = final["trained"] - config.trials
     err.print(f"done: {final['trained']} trained ({final['completed']} completed, {final['pruned']} pruned), "

@@ -53,16 +53,6 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, classes: list[str], path
     return path
 
 
-def epoch_table(history: list[dict]) -> Table:
-    table = Table(title="training")
-    for col in ("epoch", "train loss", "train acc", "val acc", "s/epoch", "img/s"):
-        table.add_column(col, justify="right")
-    for m in history:
-        table.add_row(str(m["epoch"]), f"{m['train_loss']:.4f}", f"{m['train_acc']:.4f}", f"{m['val_acc']:.4f}",
-                      f"{m['seconds']:.1f}", f"{m.get('images_per_second', 0):.0f}")
-    return table
-
-
 def result_table(row: dict) -> Table:
     """The seed's own columns (and more) for one trained model."""
     table = Table(title="result", show_header=False)
@@ -145,9 +135,9 @@ def plot_study(study, objectives, folder: Path) -> list[Path]:
         if kind == "infeasible":
             groups["infeasible"].append((t, None))
         elif t.state == TrialState.PRUNED and curve:
-            groups["pruned"].append((t, curve[-1]))
+            groups["pruned"].append((t, curve[-1][1]))
         elif t.state == TrialState.COMPLETE:
-            acc = t.values[0] if objectives[0] == "accuracy" else (curve[-1] if curve else None)
+            acc = t.values[0] if objectives[0] == "accuracy" else (curve[-1][1] if curve else None)
             groups["reference" if kind == "reference" else "front" if t.number in on_front else "trained"].append((t, acc))
     trained_accs = [a for g in ("trained", "front", "pruned", "reference") for _, a in groups[g] if a is not None]
     floor = min(trained_accs) - 0.01 if trained_accs else 0.0
@@ -202,7 +192,9 @@ def plot_study(study, objectives, folder: Path) -> list[Path]:
 class SearchDisplay:
     """The live view of a search on stderr: trial counts, the current trial's epoch bar, one line per trial."""
 
-    def __init__(self, console, trials: int, already: int):
+    FRONT_EVERY = 10  # trained trials between two prints of the best front so far
+
+    def __init__(self, console, trials: int, already: int, front_source=None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = console
@@ -211,6 +203,7 @@ class SearchDisplay:
         self.trials = self.progress.add_task("trained trials", total=trials, completed=already, info="")
         self.epoch = self.progress.add_task("current trial", total=1, info="", visible=False)
         self.tally = {"completed": 0, "pruned": 0, "infeasible": 0, "reused": 0, "failed": 0, "reference": 0}
+        self.front_source = front_source  # () -> (rows, title) of the front as it stands
 
     def __enter__(self):
         self.progress.__enter__()
@@ -247,5 +240,8 @@ class SearchDisplay:
             if "reason" in info:
                 line += f"  ({info['reason']})"
             p.console.print(line, highlight=False)
+            trained = self.tally["completed"] + self.tally["pruned"]
+            if self.front_source and what in ("trained", "pruned") and trained % self.FRONT_EVERY == 0:
+                p.console.print(front_table(*self.front_source()))
         elif event == "timeout":
             p.console.print("--timeout reached: no new trials started")

@@ -241,6 +241,7 @@ class Search:
         self.study = open_study(config, self.space.path, new=new, worker=worker)
         self.pruner = RungPruner(tuple(config.rungs), config.eta, config.n_min)
         self.events = events or (lambda event, **info: None)
+        self.stop_requested = False  # set by a Ctrl-C handler; honoured at the next training step
         self.splits = data.load(DataConfig(**{**asdict(config.data), "subset": config.subset}), device=self.device)
 
     # -- the loop
@@ -252,13 +253,14 @@ class Search:
             self._run_presets()
         rejected_in_a_row = 0
         while counts(self.study)["trained"] < self.config.trials:
+            self._check_stop()
             if self.config.timeout and time.monotonic() - start > self.config.timeout:
                 self.events("timeout")
                 break
             trial = self.study.ask()
             arch = spaces.sample(trial, self.space)
             recipe = spaces.sample_recipe(trial, self.space, Recipe(epochs=self.config.epochs, seed=self.config.seed))
-            kind = self.evaluate(trial, arch, recipe)
+            kind = self._guarded(trial, arch, recipe)
             rejected_in_a_row = rejected_in_a_row + 1 if kind in ("infeasible", "reused") else 0
             if rejected_in_a_row >= GIVE_UP_AFTER:
                 raise NasError(f"the last {GIVE_UP_AFTER} proposals were all over the limits or already trained; "
@@ -275,7 +277,25 @@ class Search:
             trial.set_user_attr("preset", name)
             recipe = Recipe.from_dict({**Recipe(epochs=self.config.epochs, seed=self.config.seed).to_dict(),
                                        **(preset.get("recipe") or {})})
-            self.evaluate(trial, preset["arch"], recipe, reference=True)
+            self._guarded(trial, preset["arch"], recipe, reference=True)
+
+    def _guarded(self, trial, arch: dict, recipe: Recipe, reference: bool = False) -> str:
+        """evaluate(), but a trial that dies (Ctrl-C, a crash) is marked failed with its reason, not left running."""
+        from optuna.trial import TrialState
+
+        try:
+            return self.evaluate(trial, arch, recipe, reference)
+        except BaseException as e:
+            reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+            trial.set_user_attr("fail_reason", reason[:1000])
+            self.study.tell(trial, state=TrialState.FAIL)
+            if isinstance(e, KeyboardInterrupt) and not reference:
+                self.study.enqueue_trial(trial.params)  # the next run trains these parameters first
+            raise
+
+    def _check_stop(self):
+        if self.stop_requested:
+            raise KeyboardInterrupt
 
     def _values(self, accuracy: float, params: int, macs: int, latency_ms: float) -> list[float]:
         known = {"accuracy": accuracy, "params": params, "macs": macs, "latency": latency_ms}
@@ -335,7 +355,9 @@ class Search:
         curve = []
 
         def on_epoch(epoch, metrics):
-            curve.append(round(metrics["val_acc"], 5))
+            if metrics["val_acc"] is None:  # not a rung: nothing was scored
+                return False
+            curve.append([epoch, round(metrics["val_acc"], 5)])
             trial.set_user_attr("curve", curve)
             self.events("epoch", number=trial.number, epoch=epoch, metrics=metrics)
             if reference:
@@ -350,9 +372,13 @@ class Search:
                      self.study.get_trials(deepcopy=False) if f"rung_{epoch}" in t.user_attrs]
             return not self.pruner.keeps((metrics["val_acc"], *cost_values), peers)
 
+        def on_step(epoch, step, steps):
+            self._check_stop()  # a safe point: between two optimiser steps, no storage call in flight
+            self.events("step", epoch=epoch, step=step, steps=steps)
+
         with cores.training():
             trained, result = train.train(model, self.splits, recipe, self.device, on_epoch=on_epoch,
-                                          on_step=lambda e, s, n: self.events("step", epoch=e, step=s, steps=n))
+                                          on_step=on_step, eval_epochs=set(self.config.rungs))
         trial.set_user_attr("train_seconds", round(result.seconds, 2))
         trial.set_user_attr("precision", result.precision)
         if result.status == "diverged":

@@ -44,7 +44,8 @@ def test_train_from_an_arch_file_with_test_score(nas_cli, tmp_path):
     assert result["recipe"]["batch_size"] == 32  # the file's recipe, under the command line's flags
     assert 0.2 < result["test_acc"] <= 1 and result["params"] > 0 and result["macs"] > 0
     assert result["latency"]["backend"] == "onnxruntime" and result["latency"]["threads"] == 1
-    for shown in ("params", "MACs", "latency", "epoch 2", "val acc", "test acc"):
+    assert result["latency"]["throughput_batch256"] > 0
+    for shown in ("params", "MACs", "latency", "throughput", "epoch 2", "val acc", "test acc"):
         assert shown in out.stderr
 
 

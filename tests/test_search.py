@@ -115,3 +115,49 @@ def test_local_jobs_share_one_study_without_running_a_trial_twice(nas_cli, tmp_p
     assert len(numbers) == len(set(numbers))
     front = nas_cli("front", "--study", "t", "--storage", storage, "--format", "json")
     assert front.returncode == 0 and json.loads(front.stdout)
+
+
+def test_rung_pruning_in_a_real_search(tmp_path, small):
+    """eta 4 with n_min 2: at rung 1 most trials stop; they are PRUNED, keep their curve, stay off the front."""
+    config = search.SearchConfig(space=TINY, study="p", storage=f"sqlite:///{tmp_path}/p.db", trials=6, epochs=2,
+                                 rungs=(1,), eta=4.0, n_min=2, objectives=("accuracy", "params"))
+    runner = search.Search(config)
+    runner.splits = small  # a few hundred real images
+    c = runner.run()
+    assert c["trained"] == 6 and c["pruned"] >= 2
+    study = runner.study
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    for t in pruned:
+        assert t.user_attrs["pruned_at_epoch"] == 1 and "rung_1" in t.user_attrs and len(t.user_attrs["curve"]) == 1
+    assert not {t.number for t in pruned} & {t.number for t in search.front(study)}
+
+
+def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", "--space", TINY, "--study", "t", "--storage",
+                             storage, "--trials", "50", "--epochs", "50", "--subset", "0.02", "--val-size", "500"],
+                            stderr=subprocess.PIPE, text=True,
+                            # a shell's background job inherits SIGINT ignored; a terminal's Ctrl-C is not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until a trial is training
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="t", storage=storage)
+        except KeyError:
+            continue
+        if any(t.user_attrs.get("curve") for t in study.trials):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "run the same command" in stderr and "Traceback" not in stderr
+    study = optuna.load_study(study_name="t", storage=storage)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    waiting = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == "interrupted"
+    assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == failed[0].params

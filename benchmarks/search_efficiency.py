@@ -1,0 +1,112 @@
+"""nas's search vs Optuna's plain multi-objective approach, same space, data and wall-clock budget.
+
+(a) nas: hard limits checked before training, rung pruning, nas's sampler settings.
+(b) plain Optuna: `optuna.create_study(directions=...)` with its default sampler, every trial
+    trained at the same fidelity as nas's unpruned trials, no pruning, no pre-training rejection
+    (an over-limit model is trained, then counts as infeasible).
+Prints the validation hypervolume (fixed reference point and normalisation, feasible trials only)
+each reaches over time, and how long (a) took to reach (b)'s final hypervolume (target: a third
+of the time or less). Run it on an otherwise idle machine.
+
+    python benchmarks/search_efficiency.py --minutes 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import optuna
+
+from nas import cores, data, measure, models, spaces, train
+from nas.config import DataConfig, Recipe
+from nas.report import hypervolume
+from nas.search import Search, SearchConfig, parse_count, parse_ms
+
+
+def run_nas(config: SearchConfig) -> list[tuple[float, list[float]]]:
+    start = time.monotonic()
+    found = []
+
+    def events(event, **info):
+        if event == "end" and info["kind"] == "trained":
+            c = info["costs"]
+            found.append((time.monotonic() - start, [info["acc"], c["macs"], c["latency_ms"]]))
+
+    Search(config, events=events).run()
+    return found
+
+
+def run_plain(config: SearchConfig) -> list[tuple[float, list[float]]]:
+    space = spaces.load(config.space)
+    splits = data.load(DataConfig(subset=config.subset))
+    limits = config.limits()
+    start = time.monotonic()
+    found = []
+
+    def objective(trial):
+        arch = spaces.sample(trial, space)
+        recipe = spaces.sample_recipe(trial, space, Recipe(epochs=config.epochs, seed=config.seed))
+        model = models.build(arch)
+        params, (macs, _) = measure.count_params(model), measure.count_macs(model)
+        latency = measure.latency(model)["median_ms"]
+        with cores.training():
+            _, result = train.train(model, splits, recipe, "cpu")
+        acc = result.val_acc if result.status == "completed" else 0.0
+        costs = {"params": params, "macs": macs, "latency_ms": latency}
+        if all(costs[k] <= v for k, v in limits.items()):
+            found.append((time.monotonic() - start, [acc, macs, latency]))
+        return acc, macs, latency
+
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.optimize(objective, timeout=config.timeout)
+    return found
+
+
+def curve(found, objectives):
+    points, out = [], []
+    for t, values in found:
+        points.append(values)
+        out.append((t, hypervolume(points, objectives)))
+    return out
+
+
+def hv_at(c, t):
+    return max([hv for when, hv in c if when <= t], default=0.0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="resnet_like")
+    parser.add_argument("--minutes", type=float, default=20, help="wall-clock budget of each approach")
+    parser.add_argument("--max-params", default="1M")
+    parser.add_argument("--max-latency", default="1ms")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    objectives = ("accuracy", "macs", "latency")
+    with tempfile.TemporaryDirectory() as folder:
+        config = SearchConfig(space=args.space, study="bench", storage=f"sqlite:///{folder}/bench.db", trials=100_000,
+                              objectives=objectives, max_params=parse_count(args.max_params, "--max-params"),
+                              max_latency_ms=parse_ms(args.max_latency, "--max-latency"), seed=args.seed,
+                              timeout=args.minutes * 60)
+        print(f"space {args.space}, limits {config.limits()}, fidelity {config.epochs} epochs on {config.subset:.0%}, "
+              f"budget {args.minutes} min each")
+        a = curve(run_nas(config), objectives)
+        b = curve(run_plain(config), objectives)
+    print(f"{'minute':>6} {'nas HV':>8} {'plain HV':>9}")
+    for m in range(1, int(args.minutes) + 1):
+        print(f"{m:6d} {hv_at(a, m * 60):8.4f} {hv_at(b, m * 60):9.4f}")
+    target = b[-1][1] if b else 0.0
+    reached = next((t for t, hv in a if hv >= target), None)
+    print(f"feasible trained trials: nas {len(a)}, plain {len(b)}")
+    print(f"plain Optuna's final hypervolume {target:.4f}; nas's final {a[-1][1] if a else 0:.4f}")
+    if reached is None:
+        print("nas did not reach plain Optuna's final hypervolume within the budget")
+    else:
+        print(f"nas reached it after {reached / 60:.1f} min = {reached / (args.minutes * 60):.2f} of the budget")
+
+
+if __name__ == "__main__":
+    main()
