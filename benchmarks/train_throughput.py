@@ -122,7 +122,7 @@ def main():
         workers, speeds = fastest_workers(arch, splits.train, recipe)
         print(f"\n{name}: {models.summary(arch)}, {macs / 1e6:.1f}M MACs/image, {recipe.epochs} epochs on "
               f"{len(splits.train)} images, batch {recipe.batch_size}")
-        print(f"  plain loop training speed by DataLoader workers (img/s): "
+        print("  plain loop training speed by DataLoader workers (img/s): "
               + ", ".join(f"{w}: {s:.0f}" for w, s in speeds.items()) + f" -> using {workers}")
         plain_speed, plain_acc = plain_train(models.build(arch), splits, recipe, workers)
         _, result = train.train(models.build(arch), splits, recipe, device="cpu")

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from nas import models, spaces, train
+from nas import models, train
 from nas.config import Augment, Recipe
 
 TINY = {"family": "resnet_like", "stem": {"width": 8, "kernel": 3}, "activation": "relu", "dropout": 0.0,
