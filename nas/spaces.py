@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from nas import models
 from nas.blocks import ACTIVATIONS, BLOCKS
 from nas.config import Augment, Recipe
 from nas.errors import UsageError
@@ -177,8 +178,7 @@ def validate(raw, path: Path) -> Space:
             _fail(path, f"presets.{name}", "a preset needs an 'arch' mapping")
         preset["arch"] = {"family": family, **preset["arch"]}
         try:  # build it once so a broken preset is caught with its name
-            from nas.models import build
-            build(preset["arch"])
+            models.build(preset["arch"])
             Recipe.from_dict(preset.get("recipe") or {})
         except UsageError as e:
             _fail(path, f"presets.{name}", str(e))
