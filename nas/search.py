@@ -50,7 +50,9 @@ def parse_objectives(text: str) -> tuple[str, ...]:
         raise UsageError(f"unknown objective {unknown[0] if unknown else text!r}; choose from {', '.join(OBJECTIVES)}")
     if len(set(names)) != len(names):
         raise UsageError(f"--objectives {text!r} names an objective twice")
-    return names
+    if "accuracy" not in names:
+        raise UsageError(f"--objectives {text!r} must include accuracy (costs alone need no search)")
+    return ("accuracy", *(n for n in names if n != "accuracy"))  # accuracy first: values[0] everywhere
 
 
 # ---------------------------------------------------------------- configuration
@@ -350,8 +352,7 @@ class Search:
             self.events("end", number=trial.number, kind="infeasible", costs=costs)
             return "infeasible"
 
-        cost_values = [costs[{"params": "params", "macs": "macs", "latency": "latency_ms"}[o]]
-                       for o in self.config.objectives if o != "accuracy"]
+        cost_values = self._values(0.0, params, macs, latency["median_ms"])[1:]
         curve = []
 
         def on_epoch(epoch, metrics):
@@ -398,9 +399,9 @@ class Search:
         return kind
 
     def _cost_values(self, t) -> list[float]:
-        lat = (t.user_attrs.get("latency") or {}).get("median_ms", 0.0)
-        known = {"params": t.user_attrs.get("params", 0), "macs": t.user_attrs.get("macs", 0), "latency": lat}
-        return [known[o] for o in self.config.objectives if o != "accuracy"]
+        """A trial's objective costs (all but accuracy) from its stored measurements."""
+        a = t.user_attrs
+        return self._values(0.0, a.get("params", 0), a.get("macs", 0), (a.get("latency") or {}).get("median_ms", 0))[1:]
 
 
 # ---------------------------------------------------------------- several local workers

@@ -81,6 +81,7 @@ def test_changed_settings_are_refused_and_the_study_is_untouched(nas_cli, tmp_pa
 
 @pytest.mark.parametrize("args, message", [
     (["--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+    (["--objectives", "macs,params"], "must include accuracy"),
     (["--max-params", "lots"], "--max-params 'lots' is not a count"),
     (["--max-latency", "1 fortnight"], "is not a duration"),
     (["--trials", "0"], "--trials 0: must be at least 1"),
@@ -95,6 +96,10 @@ def test_unknown_study_lists_what_is_there(nas_cli, tmp_path):
     out, storage = run_search(nas_cli, tmp_path, trials=1)
     out = nas_cli("front", "--study", "nope", "--storage", storage)
     assert out.returncode == 2 and "no study 'nope'" in out.stderr and "studies there: t" in out.stderr
+
+
+def test_accuracy_comes_first_whatever_the_order():
+    assert search.parse_objectives("latency,accuracy") == ("accuracy", "latency")
 
 
 def test_units():
