@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 
 setup: system venv
 
-system:  ## the Fashion-MNIST files (and, as root, whatever servers the tests need)
+system:  ## Debian packages (dataset, chromium, postgresql) and, as root, a PostgreSQL server on loopback
 	bash .ci/system-deps
+	bash .ci/postgres
 
 venv: $(VENV)/.installed
 

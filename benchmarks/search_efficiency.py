@@ -50,7 +50,7 @@ def run_plain(config: SearchConfig) -> list[tuple[float, list[float]]]:
         recipe = spaces.sample_recipe(trial, space, Recipe(epochs=config.epochs, seed=config.seed))
         model = models.build(arch)
         params, (macs, _) = measure.count_params(model), measure.count_macs(model)
-        latency = measure.latency(model)["median_ms"]
+        latency = measure.latency(models.deployable(model, recipe.tta_flip))["median_ms"]
         with cores.training():
             _, result = train.train(model, splits, recipe, "cpu")
         acc = result.val_acc if result.status == "completed" else 0.0

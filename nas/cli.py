@@ -4,6 +4,7 @@ commands so `nas --help` is instant. User mistakes (NasError) print one red line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -163,7 +164,6 @@ def build_recipe(args, overrides: dict):
 
 def cmd_train(args) -> int:
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from nas import data, measure, models, spaces, train
     from nas.report import fmt_count, result_table
@@ -173,7 +173,7 @@ def cmd_train(args) -> int:
     recipe = build_recipe(args, recipe_overrides)
     device = train.resolve_device(args.device)
     splits = data.load(data_config(args), device=device, with_test=args.test)  # bad data fails before any work
-    model = models.build(arch)
+    model = models.build(arch, seed=recipe.seed)
     params = measure.count_params(model)
     macs, uncounted = measure.count_macs(model)
     err.print(f"[bold]{models.summary(arch)}[/bold]  ({origin})", highlight=False)
@@ -181,8 +181,9 @@ def cmd_train(args) -> int:
               + (f"  (fvcore did not count: {', '.join(f'{k} x{v}' for k, v in uncounted.items())})" if uncounted else ""))
     lat = None
     if not args.no_latency:  # timed before training: never while training uses the cores
-        lat = measure.latency(model, backend=args.latency_backend, threads=args.latency_threads)
-        lat["throughput_batch256"] = measure.throughput(model, backend=args.latency_backend,
+        deployed = models.deployable(model, recipe.tta_flip)  # timed as shipped: flip TTA included
+        lat = measure.latency(deployed, backend=args.latency_backend, threads=args.latency_threads)
+        lat["throughput_batch256"] = measure.throughput(deployed, backend=args.latency_backend,
                                                         threads=args.latency_threads)
         err.print(f"latency {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}) at batch 1, "
                   f"{lat['backend']}, {lat['threads']} thread(s), {lat['device']}; "
@@ -190,19 +191,8 @@ def cmd_train(args) -> int:
     err.print(f"data: {len(splits.train)} train / {len(splits.val)} validation images"
               + (f" / {len(splits.test)} test" if args.test else "") + f", device {device}", highlight=False)
 
-    with Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=err, transient=False) as bar:
-        task = bar.add_task("train", total=1, epoch=1, epochs=recipe.epochs, last="")
-
-        def on_step(epoch, step, steps):
-            bar.update(task, completed=step, total=steps, epoch=epoch)
-
-        def on_epoch(epoch, m):
-            bar.update(task, last=f"loss {m['train_loss']:.3f} train {m['train_acc']:.4f} val {m['val_acc']:.4f} "
-                                  f"{m['seconds']:.1f}s")
-            bar.console.print(f"epoch {epoch}: loss {m['train_loss']:.4f}  train acc {m['train_acc']:.4f}  "
-                              f"val acc {m['val_acc']:.4f}  {m['seconds']:.1f} s", highlight=False)
-
+    bar, on_epoch, on_step = epoch_bar(recipe.epochs)
+    with bar:
         trained, result = train.train(model, splits, recipe, device, args.precision, on_epoch, on_step)
     if result.status == "diverged":
         raise NasError(f"training diverged: {result.reason}; lower --lr or change the recipe")
@@ -276,6 +266,10 @@ def cmd_search(args) -> int:
                         split_seed=args.split_seed))
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
+    import torch
+
+    devices = search.worker_devices(args.device, args.jobs, torch.cuda.device_count())
+    config = dataclasses.replace(config, device=devices[0])
     runner = search.Search(config, new=args.new)  # creates or checks the study before any worker starts
     already = search.counts(runner.study)["trained"]
     err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials} "
@@ -286,12 +280,12 @@ def cmd_search(args) -> int:
             raise KeyboardInterrupt
         runner.stop_requested = True
 
-    if args.jobs == 1:
+    if len(devices) == 1:
         signal.signal(signal.SIGINT, on_ctrl_c)
     with SearchDisplay(err, config.trials, already, lambda: front_so_far(runner.study)) as display:
         runner.events = display
         try:
-            final = runner.run() if args.jobs == 1 else search.run_workers(config, args.jobs, display)
+            final = runner.run() if len(devices) == 1 else search.run_workers(config, devices, display)
         except KeyboardInterrupt:
             err.print(f"interrupted: the running trial is marked failed and queued again; run the same "
                       f"command to continue study {config.study}", soft_wrap=True)
@@ -319,6 +313,95 @@ def cmd_plot(args) -> int:
     objectives = study.user_attrs.get("nas", {}).get("objectives", ["accuracy"])
     for path in plot_study(study, objectives, Path(args.out or STUDIES / args.study)):
         err.print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- nas export / evaluate / dashboard
+
+def epoch_bar(epochs: int):
+    """A rich progress bar for a training run, with callbacks for train.train()."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=err)
+    task = bar.add_task("train", total=1, epoch=1, epochs=epochs, last="")
+
+    def on_step(epoch, step, steps):
+        bar.start()  # on the first step, so nothing is drawn when a command stops before training
+        bar.update(task, completed=step, total=steps, epoch=epoch)
+
+    def on_epoch(epoch, m):
+        val = f"  val acc {m['val_acc']:.4f}" if m.get("val_acc") is not None else ""
+        bar.console.print(f"epoch {epoch}: loss {m['train_loss']:.4f}  train acc {m['train_acc']:.4f}{val}  "
+                          f"{m['seconds']:.1f} s", highlight=False)
+
+    return bar, on_epoch, on_step
+
+
+def cmd_export(args) -> int:
+    from nas import export
+    from nas.report import fmt_count
+
+    config = export.ExportConfig(study=args.study, storage=study_args(args)[1], trial=args.trial, pick=args.pick,
+                                 epochs=args.epochs, subset=args.subset, seed=args.seed, device=args.device,
+                                 data_dir=args.data_dir, out=args.out, force=args.force)
+    if args.epochs < 1 or not 0 < args.subset <= 1:
+        raise UsageError("--epochs must be >= 1 and --subset a fraction in (0, 1]")
+    bar, on_epoch, on_step = epoch_bar(args.epochs)
+    with bar:
+        folder, m = export.export(config, on_epoch, on_step, say=lambda text: err.print(text, highlight=False))
+    lat = m["latency"]
+    err.print(f"test accuracy {m['test_acc']:.4f} (onnxruntime; PyTorch {m['test_acc_torch']:.4f}, agreement "
+              f"{m['onnx_torch_agreement']:.2%} of {m['test_images']} images); params {fmt_count(m['params'])}; "
+              f"latency {lat['onnxruntime']['median_ms']:.3f} ms onnxruntime, {lat['torch']['median_ms']:.3f} ms "
+              f"PyTorch (batch 1, 1 thread)", highlight=False)
+    err.print(f"wrote {folder}/: model.onnx, model.pt2, weights.safetensors, arch.json, metrics.json, README.md, "
+              f"front.png", highlight=False)
+    if args.format == "json":
+        print(json.dumps({"folder": str(folder), **{k: v for k, v in m.items() if k != "history"}}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from nas import export
+
+    s = export.evaluate(Path(args.folder), args.data_dir)
+    if args.format == "json":
+        print(json.dumps(s, indent=2))
+    err.print(f"test accuracy {s['test_acc_onnxruntime']:.4f} onnxruntime, {s['test_acc_torch']:.4f} PyTorch "
+              f"(agreement {s['onnx_torch_agreement']:.2%}); metrics.json says {s['recorded_test_acc']:.4f}",
+              highlight=False)
+    for backend, lat in s["latency"].items():
+        err.print(f"latency {backend}: {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}); recorded "
+                  f"{lat['recorded_median_ms']:.3f} ms (IQR {lat['recorded_iqr_ms']:.3f}) -> "
+                  f"{'within' if lat['within_spread'] else 'outside'} the recorded spread", highlight=False)
+    if not s["reproduced"]:
+        raise NasError(f"the files in {args.folder} do not reproduce metrics.json's test accuracy")
+    err.print("[green]reproduced[/green]: the test accuracy matches metrics.json exactly")
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    from nas import search
+
+    study_name, storage = study_args(args)
+    search.load_study(study_name, storage)  # a clear error for a missing study, before any server starts
+    from optuna_dashboard import run_server
+
+    err.print(f"optuna-dashboard for study {study_name} ({search.redact(storage)}): "
+              f"http://{args.host}:{args.port}/dashboard/  (Ctrl-C stops it)", highlight=False, soft_wrap=True)
+    try:
+        run_server(search._storage(storage), host=args.host, port=args.port)
+    except OSError as e:
+        raise NasError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); pick another --port") from None
+    except KeyboardInterrupt:
+        err.print("dashboard stopped")
     return 0
 
 
@@ -392,7 +475,8 @@ def parser() -> Parser:
     p.add_argument("--with-presets", action="store_true", help="train the space's presets first as reference trials")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes sharing the study and the cores")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or cuda:0,cuda:1 (one worker per GPU); "
+                                                   "default: every visible GPU, else the CPU")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="how to print the front")
     add_data_args(p)
     p.set_defaults(func=cmd_search)
@@ -407,6 +491,35 @@ def parser() -> Parser:
         else:
             p.add_argument("--out", help="folder for the pictures (default studies/<study>/)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("export", help="retrain a trial on train + validation, test it once, write deployable files")
+    p.add_argument("--study", required=True)
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    p.add_argument("--trial", type=int, help="trial number (default: chosen by --pick)")
+    p.add_argument("--pick", choices=["best", "knee"], default="best",
+                   help="best: most accurate trial on the front; knee: the front's balanced point (see README)")
+    p.add_argument("--epochs", type=int, default=30, help="final training epochs")
+    p.add_argument("--subset", type=float, default=1.0, help="fraction of train + validation to train on")
+    p.add_argument("--seed", type=int, help="training seed (default: the trial's)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
+    p.add_argument("--data-dir", help="folder with the four IDX files")
+    p.add_argument("--out", help="export folder (default studies/<study>/exports/trial-<n>)")
+    p.add_argument("--force", action="store_true", help="replace an existing export folder")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("evaluate", help="re-check an export's test accuracy and latency from its files")
+    p.add_argument("folder", help="an export folder, e.g. studies/resnet_like/exports/trial-42")
+    p.add_argument("--data-dir", help="folder with the four IDX files")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on a study (loopback unless --host)")
+    p.add_argument("--study", required=True)
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_dashboard)
     return top
 
 

@@ -49,7 +49,7 @@ class Split:
 @dataclass
 class Splits:
     train: Split
-    val: Split
+    val: Split | None  # None in final training (train + validation merged)
     test: Split | None  # None unless asked for: nothing that selects may read it
     classes: list[str]
     files: dict[str, str]  # file name -> sha256, for provenance
@@ -170,8 +170,12 @@ def _to_split(images: np.ndarray, labels: np.ndarray, device: torch.device) -> S
                  torch.from_numpy(labels.astype(np.int64)).to(device))
 
 
-def load(config: DataConfig = DataConfig(), device: str | torch.device = "cpu", with_test: bool = False) -> Splits:
-    """The train and validation splits (and the test split only when `with_test`)."""
+def load(config: DataConfig = DataConfig(), device: str | torch.device = "cpu", with_test: bool = False,
+         final: bool = False) -> Splits:
+    """The train and validation splits (and the test split only when `with_test`).
+
+    final: train on all training images (train + validation, as a final model does once every
+    choice is made); `val` is then None. `config.subset` still applies (tests train on a sliver)."""
     if not 0 < config.val_size < EXPECTED_COUNT["train"]:
         raise UsageError(f"--val-size {config.val_size} must be between 1 and {EXPECTED_COUNT['train'] - 1}")
     if not 0 < config.subset <= 1:
@@ -179,6 +183,8 @@ def load(config: DataConfig = DataConfig(), device: str | torch.device = "cpu", 
     folder = data_dir_for(config)
     images, labels, files = read_split(folder, "train")
     train_idx, val_idx = stratified_split(labels, config.val_size, config.split_seed)
+    if final:
+        train_idx = np.sort(np.concatenate([train_idx, val_idx]))
     if config.subset < 1:
         keep = round(config.subset * len(train_idx))
         _, chosen = stratified_split(labels[train_idx], keep, config.split_seed + 1)
@@ -190,5 +196,11 @@ def load(config: DataConfig = DataConfig(), device: str | torch.device = "cpu", 
         files.update(test_files)
         test = _to_split(test_images, test_labels, device)
     return Splits(train=_to_split(images[train_idx], labels[train_idx], device),
-                  val=_to_split(images[val_idx], labels[val_idx], device),
+                  val=None if final else _to_split(images[val_idx], labels[val_idx], device),
                   test=test, classes=CLASSES[config.dataset], files=files)
+
+
+def load_test(config: DataConfig = DataConfig()) -> tuple[Split, dict[str, str]]:
+    """Only the test split (and its files' checksums): for checking an exported model."""
+    images, labels, files = read_split(data_dir_for(config), "test")
+    return _to_split(images, labels, torch.device("cpu")), files

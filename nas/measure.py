@@ -50,7 +50,7 @@ def export_onnx(model: nn.Module, path: str, input_shape=(1, 28, 28), dynamic_ba
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (example,), path, input_names=["pixels"], output_names=["logits"],
-                          dynamic_shapes=dynamic, dynamo=True, optimize=True, verbose=False)
+                          dynamic_shapes=dynamic, dynamo=True, optimize=True, verbose=False, external_data=False)
 
 
 def _time(fn, runs: int, warmup: int) -> np.ndarray:
@@ -64,27 +64,56 @@ def _time(fn, runs: int, warmup: int) -> np.ndarray:
     return times
 
 
-def _ort_session(model, input_shape, threads: int, folder: str):
+def ort_session(path: str, threads: int = 1):
+    """An onnxruntime CPU session with a fixed thread count (sequential: deterministic, comparable)."""
     import onnxruntime as ort
 
-    path = os.path.join(folder, "model.onnx")
-    export_onnx(model, path, input_shape)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int):
+def torch_threads(threads: int):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _stats(times: np.ndarray, **about) -> dict:
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return {"median_ms": float(median * 1e3), "iqr_ms": float((q3 - q1) * 1e3), **about, "runs": len(times)}
+
+
+def onnx_latency(path: str, input_shape=(1, 28, 28), threads: int = 1, runs: int = 200, warmup: int = 30,
+                 batch: int = 1) -> dict:
+    """Latency of an ONNX file on the CPU with onnxruntime: median and IQR of `runs` timed calls."""
+    session = ort_session(path, threads)
+    feed = {session.get_inputs()[0].name: (np.random.default_rng(0).random((batch, *input_shape)) * 255)
+            .astype(np.float32)}
+    times = _time(lambda: session.run(None, feed), runs, warmup)
+    return _stats(times, backend="onnxruntime", threads=threads, device="cpu", batch=batch)
+
+
+def torch_latency(model, input_shape=(1, 28, 28), threads: int = 1, device: str = "cpu", runs: int = 200,
+                  warmup: int = 30, batch: int = 1) -> dict:
+    """Latency of a torch module (or a loaded torch.export program's module) in inference mode."""
+    x = (torch.rand(batch, *input_shape) * 255).to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def call():
+        model(x)
+        sync()
+
+    with torch_threads(threads), torch.inference_mode():
+        times = _time(call, runs, warmup)
+    return _stats(times, backend="torch", threads=threads, device=device, batch=batch)
 
 
 def latency(model: nn.Module, input_shape=(1, 28, 28), backend: str = "onnxruntime", threads: int = 1,
@@ -96,28 +125,14 @@ def latency(model: nn.Module, input_shape=(1, 28, 28), backend: str = "onnxrunti
     if backend not in BACKENDS:
         raise UsageError(f"unknown latency backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     model = model.eval().float()
-    x = torch.rand(batch, *input_shape) * 255
-    if backend == "onnxruntime":
-        if device != "cpu":
-            raise UsageError("the onnxruntime latency backend runs on the CPU; use --latency-backend torch for a GPU")
-        with tempfile.TemporaryDirectory() as folder:
-            session = _ort_session(model, input_shape, threads, folder)
-            feed = {"pixels": x.numpy()}
-            times = _time(lambda: session.run(None, feed), runs, warmup)
-    else:
-        model = model.to(device)
-        x = x.to(device)
-        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-
-        def call():
-            model(x)
-            sync()
-
-        with _torch_threads(threads), torch.inference_mode():
-            times = _time(call, runs, warmup)
-    q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return {"median_ms": float(median * 1e3), "iqr_ms": float((q3 - q1) * 1e3), "backend": backend, "threads": threads,
-            "device": device, "runs": runs, "batch": batch}
+    if backend == "torch":
+        return torch_latency(model.to(device), input_shape, threads, device, runs, warmup, batch)
+    if device != "cpu":
+        raise UsageError("the onnxruntime latency backend runs on the CPU; use --latency-backend torch for a GPU")
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.onnx")
+        export_onnx(model, path, input_shape)
+        return onnx_latency(path, input_shape, threads, runs, warmup, batch)
 
 
 def throughput(model: nn.Module, input_shape=(1, 28, 28), batch: int = 256, **kwargs) -> float:

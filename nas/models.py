@@ -49,8 +49,15 @@ def build_simple_cnn(arch: dict, channels: int, num_classes: int) -> nn.Module:
 FAMILIES = {"resnet_like": build_resnet_like, "simple_cnn": build_simple_cnn}
 
 
-def build(arch: dict, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10) -> nn.Module:
-    """A fresh, randomly initialised model that takes raw pixels (float 0-255, NCHW)."""
+def build(arch: dict, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
+          seed: int | None = None) -> nn.Module:
+    """A fresh, randomly initialised model that takes raw pixels (float 0-255, NCHW).
+
+    seed: initial weights drawn from this seed (the global RNG is left as it was); None = global RNG."""
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build(arch, input_shape, num_classes)
     family = arch.get("family")
     if family not in FAMILIES:
         raise UsageError(f"arch family {family!r} is unknown; known families: {', '.join(FAMILIES)}")
@@ -65,6 +72,22 @@ def build(arch: dict, input_shape: tuple[int, int, int] = (1, 28, 28), num_class
         except RuntimeError as e:
             raise UsageError(f"arch does not fit a {input_shape} input: {str(e).splitlines()[0]}") from None
     return model
+
+
+class FlipTTA(nn.Module):
+    """Test-time augmentation inside the deployed model: logits of the image and its mirror, averaged."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return (self.model(x) + self.model(x.flip(3))) / 2
+
+
+def deployable(model: nn.Module, tta_flip: bool) -> nn.Module:
+    """The model as it is shipped and timed: with the recipe's flip TTA inside when it uses one."""
+    return FlipTTA(model) if tta_flip else model
 
 
 def summary(arch: dict) -> str:

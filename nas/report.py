@@ -115,8 +115,11 @@ def front_table(rows: list[dict], title: str) -> Table:
     return table
 
 
-def plot_study(study, objectives, folder: Path) -> list[Path]:
-    """front.png (accuracy vs MACs and vs latency) and hypervolume.png, written into `folder`."""
+def plot_study(study, objectives, folder: Path, highlight: int | None = None,
+               with_hypervolume: bool = True) -> list[Path]:
+    """front.png (accuracy vs MACs and vs latency) and hypervolume.png, written into `folder`.
+
+    highlight: a trial number to ring and label (the exported trial, on a model card)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,10 +157,14 @@ def plot_study(study, objectives, folder: Path) -> list[Path]:
             xs = [t.user_attrs["macs"] if key == "macs" else t.user_attrs["latency"]["median_ms"] for t, _ in items]
             ys = [a if a is not None else floor for _, a in items]
             ax.scatter(xs, ys, **style[name])
-            if name == "reference":
-                for x, y, (t, _) in zip(xs, ys, items):
+            for x, y, (t, _) in zip(xs, ys, items):
+                if name == "reference":
                     ax.annotate(t.user_attrs.get("preset", ""), (x, y), fontsize=7, xytext=(4, 4),
                                 textcoords="offset points")
+                if t.number == highlight:
+                    ax.scatter([x], [y], s=320, facecolors="none", edgecolors="tab:orange", linewidths=2.5,
+                               label=f"trial {highlight} (exported)")
+                    ax.annotate(f"trial {highlight}", (x, y), fontsize=8, xytext=(8, -12), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("validation accuracy (search fidelity)")
@@ -168,6 +175,8 @@ def plot_study(study, objectives, folder: Path) -> list[Path]:
     front_png = folder / "front.png"
     fig.savefig(front_png, dpi=110)
     plt.close(fig)
+    if not with_hypervolume:
+        return [front_png]
 
     # hypervolume of the trained trials (all feasible: over-limit ones are never trained), trial by trial
     done, hv, when = [], [], []
@@ -195,7 +204,13 @@ class SearchDisplay:
     FRONT_EVERY = 10  # trained trials between two prints of the best front so far
 
     def __init__(self, console, trials: int, already: int, front_source=None):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.console = console
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

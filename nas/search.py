@@ -8,10 +8,12 @@ re-run continues where the last one stopped and other tools (optuna-dashboard) s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "macs": "minimize", 
 OBJECTIVE_LABELS = {"accuracy": "val_accuracy", "params": "params", "macs": "MACs", "latency": "latency_ms"}
 SAMPLERS = ("tpe", "nsga2", "random")
 GIVE_UP_AFTER = 50  # consecutive infeasible (or already trained) proposals before the search stops
+HEARTBEAT, GRACE = 10, 120  # seconds: a running trial's heartbeat interval; silence after which it is failed
 
 
 # ---------------------------------------------------------------- human units
@@ -100,7 +103,7 @@ class SearchConfig:
                 "fidelity": {"epochs": self.epochs, "subset": self.subset, "val_size": self.data.val_size,
                              "split_seed": self.data.split_seed, "dataset": self.data.dataset},
                 "pruning": {"rungs": list(self.rungs), "eta": self.eta, "n_min": self.n_min},
-                "latency": {"backend": self.latency_backend, "threads": self.latency_threads}}
+                "latency": {"backend": self.latency_backend, "threads": self.latency_threads, "as_deployed": True}}
 
 
 def default_storage(study: str) -> str:
@@ -122,6 +125,8 @@ def _quiet_optuna():
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # nas records the heartbeats itself (ask/tell, see Search._ask and on_step), not through Study.optimize
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 def _storage(url: str):
@@ -133,11 +138,21 @@ def _storage(url: str):
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}}  # local workers wait for the file lock
-    try:
-        return optuna.storages.RDBStorage(url, **kwargs)
-    except Exception as e:  # bad URL, server down, missing driver
-        raise NasError(f"cannot open storage {redact(url)}: {type(e).__name__}: "
-                       f"{redact(str(e).splitlines()[0])}") from None
+    for attempt in range(5):
+        try:
+            # a running trial's worker beats every HEARTBEAT s; one silent for GRACE s is taken for dead (another
+            # machine's worker killed or cut off) and failed by the next worker that looks, its params queued again
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT, grace_period=GRACE,
+                heartbeat_stale_trial_callback=lambda study, t: requeue(study, t, "its worker stopped beating"),
+                **kwargs)
+        except Exception as e:  # bad URL, server down, missing driver
+            # workers starting together on an empty database race to create Optuna's tables: try again
+            if type(e).__name__ in ("IntegrityError", "ProgrammingError") and attempt < 4:
+                time.sleep(0.5 + attempt)
+                continue
+            raise NasError(f"cannot open storage {redact(url)}: {type(e).__name__}: "
+                           f"{redact(str(e).splitlines()[0])}") from None
 
 
 def load_study(study: str, storage: str):
@@ -175,14 +190,17 @@ def open_study(config: SearchConfig, space_file: Path, new: bool = False, worker
             raise UsageError(f"study {config.study!r} already exists in {redact(config.storage)}; "
                              f"pick another --study name (nothing was changed)")
         stored = existing[config.study].user_attrs.get("nas")
-        if stored != settings:
+        if stored is not None and stored != settings:  # None: another worker created it a moment ago
             changed = [k for k in settings if (stored or {}).get(k) != settings[k]]
             raise UsageError(f"study {config.study!r} was created with other settings ({', '.join(changed)}: "
                              f"{json.dumps({k: (stored or {}).get(k) for k in changed})}); continue it with "
                              f"those, or start a new study with --study NEW_NAME")
     n_before = existing[config.study].n_trials if config.study in existing else 0
-    # each run (worker, resume) gets its own sampler seed so none repeats another's proposals
+    # each run (worker, resume) gets its own sampler seed so none repeats another's proposals; workers on a
+    # shared server may start at the same moment on several machines, so there the process also counts
     seed = config.seed * 100_003 + n_before + 7_919 * worker
+    if not config.storage.startswith("sqlite"):
+        seed += int(hashlib.sha256(this_worker().encode()).hexdigest()[:8], 16)
     directions = [OBJECTIVES[o] for o in config.objectives]
     pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config.rungs[0], reduction_factor=int(config.eta))
               if len(directions) == 1 else optuna.pruners.NopPruner())
@@ -228,6 +246,66 @@ def candidate_key(arch: dict, recipe: dict) -> str:
     return hashlib.sha256(json.dumps([arch, recipe], sort_keys=True).encode()).hexdigest()[:16]
 
 
+def record_constraints(trial, constraints: dict[str, float]) -> None:
+    """Optuna 5's named constraints, plus the older list form that optuna-dashboard (0.21) reads to
+    mark a trial infeasible; Optuna reads both (the list's entries appear as "0", "1", ...)."""
+    for name, value in constraints.items():
+        trial.set_constraint(name, value)
+    if constraints:
+        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", list(constraints.values()))
+
+
+# ---------------------------------------------------------------- crashed workers
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot) from /proc: with the pid, it names one process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def this_worker() -> str:
+    """host:pid:start-time, stored on each trial: which process ran it, and whether that process still lives."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def worker_is_gone(owner: str | None) -> bool:
+    """True only when the owner ran on this machine and that very process no longer exists."""
+    if not owner or owner.count(":") < 2:
+        return False
+    host, pid, started = owner.rsplit(":", 2)
+    return host == socket.gethostname() and _start_time(int(pid)) != started
+
+
+def requeue(study, trial, reason: str, always: bool = False) -> None:
+    """Note why a trial failed and queue its parameters as a new trial: once for a crash (a model that
+    kills its worker must not kill every worker in turn), every time for a Ctrl-C (`always`)."""
+    if trial.params and (always or "retry_of" not in trial.user_attrs) and "preset" not in trial.user_attrs:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retry_reason": reason[:1000]})
+
+
+def recover_crashed(study) -> list[int]:
+    """Fail the trials whose worker died: on this machine at once (its process is gone), on other machines
+    once their heartbeat is GRACE seconds old. Their parameters run again as new trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get("worker")
+        if worker_is_gone(owner):
+            try:
+                study._storage.set_trial_user_attr(t._trial_id, "fail_reason", f"its worker ({owner}) died")
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+                continue  # another worker got there first
+            requeue(study, t, f"its worker ({owner}) died")
+            failed.append(t.number)
+    optuna.storages.fail_stale_trials(study)
+    return failed
+
+
 # ---------------------------------------------------------------- one trial
 
 class Search:
@@ -259,7 +337,9 @@ class Search:
             if self.config.timeout and time.monotonic() - start > self.config.timeout:
                 self.events("timeout")
                 break
-            trial = self.study.ask()
+            for number in recover_crashed(self.study):
+                self.events("end", number=number, kind="failed", reason="its worker died; queued again")
+            trial = self._ask()
             arch = spaces.sample(trial, self.space)
             recipe = spaces.sample_recipe(trial, self.space, Recipe(epochs=self.config.epochs, seed=self.config.seed))
             kind = self._guarded(trial, arch, recipe)
@@ -270,12 +350,18 @@ class Search:
                                f"(the study keeps everything so far)")
         return counts(self.study)
 
+    def _ask(self):
+        trial = self.study.ask()
+        trial.set_user_attr("worker", this_worker())  # which process runs it; see recover_crashed()
+        self.study._storage.record_heartbeat(trial._trial_id)
+        return trial
+
     def _run_presets(self):
         done = {t.user_attrs.get("preset") for t in self.study.get_trials(deepcopy=False)}
         for name, preset in self.space.presets.items():
             if name in done:
                 continue
-            trial = self.study.ask()
+            trial = self._ask()
             trial.set_user_attr("preset", name)
             recipe = Recipe.from_dict({**Recipe(epochs=self.config.epochs, seed=self.config.seed).to_dict(),
                                        **(preset.get("recipe") or {})})
@@ -288,11 +374,11 @@ class Search:
         try:
             return self.evaluate(trial, arch, recipe, reference)
         except BaseException as e:
-            reason = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+            interrupted = isinstance(e, KeyboardInterrupt)
+            reason = "interrupted" if interrupted else f"{type(e).__name__}: {e}"
             trial.set_user_attr("fail_reason", reason[:1000])
             self.study.tell(trial, state=TrialState.FAIL)
-            if isinstance(e, KeyboardInterrupt) and not reference:
-                self.study.enqueue_trial(trial.params)  # the next run trains these parameters first
+            requeue(self.study, trial, reason, always=interrupted)  # the next run trains these parameters first
             raise
 
     def _check_stop(self):
@@ -312,8 +398,7 @@ class Search:
                     trial.set_user_attr(name, old.user_attrs.get(name))
                 trial.set_user_attr("kind", "reused")
                 trial.set_user_attr("reused_from", old.number)
-                for name, value in old.constraints.items():
-                    trial.set_constraint(name, value)
+                record_constraints(trial, {k: v for k, v in old.constraints.items() if not k.isdigit()})
                 self.study.tell(trial, old.values)
                 return True
         return False
@@ -335,17 +420,19 @@ class Search:
             self.events("end", number=trial.number, kind="reused")
             return "reused"
 
-        model = models.build(arch)
+        model = models.build(arch, seed=recipe.seed)
         params, (macs, uncounted) = measure.count_params(model), measure.count_macs(model)
         with cores.timing():  # never while a trial trains on these cores
-            latency = measure.latency(model, backend=self.config.latency_backend, threads=self.config.latency_threads)
+            # timed as deployed: the flip test-time augmentation the accuracy relies on runs too
+            latency = measure.latency(models.deployable(model, recipe.tta_flip), backend=self.config.latency_backend,
+                                      threads=self.config.latency_threads)
         trial.set_user_attr("params", params)
         trial.set_user_attr("macs", macs)
         trial.set_user_attr("uncounted_ops", uncounted)
         trial.set_user_attr("latency", latency)
         costs = {"params": params, "macs": macs, "latency_ms": latency["median_ms"]}
-        for name, limit in self.config.limits().items():
-            trial.set_constraint(name, costs[name] / limit - 1)  # > 0: over the limit, by that fraction
+        # > 0: over the limit, by that fraction
+        record_constraints(trial, {name: costs[name] / limit - 1 for name, limit in self.config.limits().items()})
         if any(costs[n] > limit for n, limit in self.config.limits().items()) and not reference:
             trial.set_user_attr("kind", "infeasible")
             self.study.tell(trial, self._values(0.0, params, macs, latency["median_ms"]))
@@ -373,8 +460,14 @@ class Search:
                      self.study.get_trials(deepcopy=False) if f"rung_{epoch}" in t.user_attrs]
             return not self.pruner.keeps((metrics["val_acc"], *cost_values), peers)
 
+        last_beat = time.monotonic()
+
         def on_step(epoch, step, steps):
+            nonlocal last_beat
             self._check_stop()  # a safe point: between two optimiser steps, no storage call in flight
+            if time.monotonic() - last_beat > HEARTBEAT:
+                self.study._storage.record_heartbeat(trial._trial_id)
+                last_beat = time.monotonic()
             self.events("step", epoch=epoch, step=step, steps=steps)
 
         with cores.training():
@@ -406,6 +499,28 @@ class Search:
 
 # ---------------------------------------------------------------- several local workers
 
+def worker_devices(spec: str, jobs: int, gpus: int) -> list[str]:
+    """One device per worker. `--device cuda:0,cuda:1` (or `cuda`, or `auto` with GPUs visible): one worker
+    per GPU, one trial per accelerator; `cpu` or `cuda:N`: `--jobs` workers sharing it."""
+    spec = (spec or "auto").strip()
+    if spec == "auto":
+        spec = "cuda" if gpus else "cpu"
+    if spec == "cuda":
+        if not gpus:
+            raise UsageError("--device cuda: no CUDA GPU is visible; use --device cpu")
+        names = [f"cuda:{i}" for i in range(gpus)]
+    else:
+        names = [d.strip() for d in spec.split(",") if d.strip()]
+    if len(names) == 1:
+        return names * jobs
+    if jobs not in (1, len(names)):
+        raise UsageError(f"--device {spec} names {len(names)} devices but --jobs is {jobs}; drop --jobs "
+                         f"(one worker per device)")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--device {spec} names a device twice")
+    return names
+
+
 def _worker(config: SearchConfig, index: int, jobs: int, queue) -> None:
     import torch
 
@@ -419,15 +534,17 @@ def _worker(config: SearchConfig, index: int, jobs: int, queue) -> None:
         pass
 
 
-def run_workers(config: SearchConfig, jobs: int, events) -> dict[str, int]:
-    """`--jobs K`: K processes on this machine, one study. Each asks, trains and tells on its own; the
-    storage hands out trial numbers, so none runs twice. Near the end up to K-1 trials may be over N."""
+def run_workers(config: SearchConfig, devices: list[str], events) -> dict[str, int]:
+    """One process per entry of `devices` on this machine, one study. Each asks, trains and tells on its own;
+    the storage hands out trial numbers, so none runs twice. Near the end up to K-1 trials may be over N."""
     import multiprocessing as mp
     import queue as queue_module
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(config, i, jobs, queue)) for i in range(jobs)]
+    jobs = len(devices)
+    procs = [ctx.Process(target=_worker, args=(dataclasses.replace(config, device=d), i, jobs, queue))
+             for i, d in enumerate(devices)]
     for p in procs:
         p.start()
     finished, error = set(), None

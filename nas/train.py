@@ -8,10 +8,13 @@ where the hardware does bf16 natively (CUDA, or a CPU with AVX512_BF16 / AMX).
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -37,6 +40,57 @@ class TrainResult:
     @property
     def val_acc(self) -> float:
         return self.history[-1]["val_acc"] if self.history else float("nan")
+
+
+# ---------------------------------------------------------------- checkpoints (safetensors + JSON, no pickle)
+
+def save_checkpoint(folder: Path, model, ema, optimizer, schedule, gen, result: TrainResult) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema:
+        tensors.update({f"ema.{k}": v for k, v in ema.model.state_dict().items()})
+    for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"]):
+        for name, value in optimizer.state.get(p, {}).items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{i}.{name}"] = value
+    tensors["generator"] = gen.get_state()
+    folder.mkdir(parents=True, exist_ok=True)
+    # write then rename: a kill in the middle leaves the previous epoch's checkpoint whole
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, folder / "state.tmp")
+    (folder / "state.json.tmp").write_text(json.dumps({"epoch": len(result.history), "history": result.history,
+                                                        "seconds": result.seconds, "ema_steps": ema.steps if ema else 0,
+                                                        "schedule_steps": schedule.last_epoch}))
+    os.replace(folder / "state.tmp", folder / "state.safetensors")
+    os.replace(folder / "state.json.tmp", folder / "state.json")
+
+
+def load_checkpoint(folder: Path) -> dict | None:
+    from safetensors.torch import load_file
+
+    if not (folder / "state.json").exists():
+        return None
+    return {**json.loads((folder / "state.json").read_text()), "tensors": load_file(folder / "state.safetensors")}
+
+
+def restore_state(saved: dict, model, ema, optimizer, schedule, gen, result: TrainResult) -> int:
+    """Put a checkpoint back; returns the first epoch still to run."""
+    tensors = saved["tensors"]
+    device = next(model.parameters()).device
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if ema:
+        ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        ema.steps = saved["ema_steps"]
+    for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"]):
+        state = {k.split(".", 2)[2]: v.to(device) for k, v in tensors.items() if k.startswith(f"optim.{i}.")}
+        if state:
+            optimizer.state[p] = state
+    schedule.last_epoch = saved["schedule_steps"]
+    for group, base in zip(optimizer.param_groups, schedule.base_lrs):
+        group["lr"] = base * schedule.lr_lambdas[0](schedule.last_epoch)
+    gen.set_state(tensors["generator"])
+    result.history, result.seconds = saved["history"], saved["seconds"]
+    return saved["epoch"] + 1
 
 
 # ---------------------------------------------------------------- device and precision
@@ -141,10 +195,13 @@ def accuracy(model: nn.Module, split: Split, tta_flip: bool, precision: str = "f
 def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.device = "auto",
           precision: str = "auto", on_epoch: Callable[[int, dict], bool | None] | None = None,
           on_step: Callable[[int, int, int], None] | None = None,
-          eval_epochs: set[int] | None = None) -> tuple[nn.Module, TrainResult]:
+          eval_epochs: set[int] | None = None, checkpoint: Path | None = None) -> tuple[nn.Module, TrainResult]:
     """Train on data.train, score data.val after every epoch; return (model to evaluate, result).
 
     eval_epochs: score validation only after these epochs (and the last); None = every epoch.
+    data.val None: nothing is scored (final training on train + validation); val_acc is None.
+    checkpoint: a folder; the full state is saved there after every epoch, and a run that finds
+    one there continues after its last epoch.
     Scoring 10,000 images twice (flip TTA) costs about a third of an epoch on 10,000 images.
     on_epoch(epoch, metrics) runs after each epoch (1-based); returning True stops training.
     on_step(epoch, step, steps) runs after each optimiser step (progress bars).
@@ -165,8 +222,11 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     ema = EMA(model, recipe.ema) if recipe.ema > 0 else None
     result = TrainResult(status="completed", precision=precision)
+    first = 1
+    if checkpoint and (saved := load_checkpoint(checkpoint)):
+        first = restore_state(saved, model, ema, optimizer, schedule, gen, result)
 
-    for epoch in range(1, recipe.epochs + 1):
+    for epoch in range(first, recipe.epochs + 1):
         model.train()
         start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
@@ -196,11 +256,13 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
         seconds = time.perf_counter() - start
         result.seconds += seconds
         scored = ema.model if ema else model
-        scoring = eval_epochs is None or epoch in eval_epochs or epoch == recipe.epochs
+        scoring = data.val is not None and (eval_epochs is None or epoch in eval_epochs or epoch == recipe.epochs)
         metrics = {"epoch": epoch, "train_loss": loss_sum.item() / steps, "train_acc": correct.item() / (steps * batch),
                    "val_acc": accuracy(scored, data.val, recipe.tta_flip, precision) if scoring else None,
                    "seconds": seconds, "lr": optimizer.param_groups[0]["lr"]}
         result.history.append(metrics)
+        if checkpoint:
+            save_checkpoint(checkpoint, model, ema, optimizer, schedule, gen, result)
         if on_epoch and on_epoch(epoch, metrics):
             result.status = "stopped"
             break

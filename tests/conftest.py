@@ -58,3 +58,21 @@ def nas_cli():
         return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, **kwargs)
 
     return run
+
+
+TINY_SPACE = str(Path(__file__).parent / "spaces" / "tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """A real search into SQLite: 2 trained trials of the tiny space and several infeasible ones (over 1.2k
+    params). Returns (folder, storage URL, study name). Tests that change it copy the .db file first."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("study")
+    storage = f"sqlite:///{folder}/t.db"
+    out = subprocess.run([sys.executable, "-m", "nas", "search", "--space", TINY_SPACE, "--study", "t", "--storage",
+                          storage, "--trials", "2", "--epochs", "1", "--subset", "0.01", "--val-size", "500",
+                          "--max-params", "1.2k", "--seed", "1"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return folder, storage, "t"

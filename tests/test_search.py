@@ -110,18 +110,6 @@ def test_units():
         search.parse_count("-3", "x")
 
 
-def test_local_jobs_share_one_study_without_running_a_trial_twice(nas_cli, tmp_path):
-    out, storage = run_search(nas_cli, tmp_path, "--jobs", "3", trials=6)
-    assert out.returncode == 0, out.stderr
-    study = optuna.load_study(study_name="t", storage=storage)
-    c = search.counts(study)
-    assert 6 <= c["trained"] <= 6 + 2 and c["running"] == 0 and c["failed"] == 0
-    numbers = [t.number for t in study.trials]
-    assert len(numbers) == len(set(numbers))
-    front = nas_cli("front", "--study", "t", "--storage", storage, "--format", "json")
-    assert front.returncode == 0 and json.loads(front.stdout)
-
-
 def test_rung_pruning_in_a_real_search(tmp_path, small):
     """eta 4 with n_min 2: at rung 1 most trials stop; they are PRUNED, keep their curve, stay off the front."""
     config = search.SearchConfig(space=TINY, study="p", storage=f"sqlite:///{tmp_path}/p.db", trials=6, epochs=2,
@@ -166,3 +154,4 @@ def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
     waiting = [t for t in study.trials if t.state == TrialState.WAITING]
     assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == "interrupted"
     assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == failed[0].params
+    assert waiting[0].user_attrs["retry_of"] == failed[0].number

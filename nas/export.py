@@ -1,0 +1,349 @@
+"""`nas export` and `nas evaluate`: from a trial on the front to files someone can ship.
+
+export: pick a trial -> rebuild its exact model -> retrain it on train + validation with the final
+schedule (checkpointed every epoch, so an interrupted export resumes) -> write model.onnx,
+model.pt2 (torch.export), weights.safetensors + arch.json -> score the test split once, from
+the written files -> metrics.json and a model card.
+evaluate: the same scoring, from the files alone (no `nas` builder), compared with metrics.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas.errors import NasError, UsageError
+
+INPUT = {"name": "pixels", "shape": ["batch", 1, 28, 28], "dtype": "float32", "range": "0-255 (raw pixels)",
+         "layout": "NCHW, one grey channel; normalisation is inside the model"}
+OUTPUT = {"name": "logits", "shape": ["batch", 10], "dtype": "float32",
+          "meaning": "unnormalised class scores; argmax is the prediction"}
+BATCH = 1000  # test images per call when scoring the files
+PICKS = ("best", "knee")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    study: str
+    storage: str
+    trial: int | None = None  # None: chosen by `pick`
+    pick: str = "best"  # "best": most accurate on the front; "knee": see knee()
+    epochs: int = 30  # final training; the search trained each trial for far fewer
+    subset: float = 1.0  # fraction of train + validation to train on (tests use a sliver)
+    seed: int | None = None  # None: the trial's recipe seed
+    device: str = "auto"
+    data_dir: str | None = None
+    out: str | None = None  # default studies/<study>/exports/trial-<n>
+    force: bool = False
+    latency_threads: int = 1
+
+
+# ---------------------------------------------------------------- choosing the trial
+
+def exportable(study) -> list:
+    """Completed, feasible, trained trials (reused ones share their original's arch and recipe)."""
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("kind") in ("trained", "reference", "reused")
+            and all(v <= 0 for v in t.constraints.values())]
+
+
+def knee(trials: list, objectives: list[str]) -> object:
+    """The front's knee: each objective scaled to [0, 1] over the front (costs on a log scale,
+    0 = the front's best), then the trial closest (Euclidean) to the ideal point where all are 0."""
+    values = np.array([t.values for t in trials], dtype=float)
+    for j, name in enumerate(objectives):
+        column = -values[:, j] if name == "accuracy" else np.log10(np.maximum(values[:, j], 1e-12))
+        span = column.max() - column.min()
+        values[:, j] = (column - column.min()) / span if span > 0 else 0.0
+    return trials[int(np.argmin(np.linalg.norm(values, axis=1)))]
+
+
+def choose(study, number: int | None, pick: str):
+    from nas.search import front
+
+    ok = exportable(study)
+    on_front = front(study)
+    valid = (f"the front: {', '.join(str(t.number) for t in on_front) or 'empty'}; "
+             f"any of the {len(ok)} completed feasible trials also works")
+    if number is None:
+        if not on_front:
+            raise NasError(f"study {study.study_name} has no completed feasible trial yet; run nas search first")
+        if pick not in PICKS:
+            raise UsageError(f"--pick {pick!r}: choose best or knee")
+        return on_front[0] if pick == "best" else knee(on_front, study.user_attrs["nas"]["objectives"])
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in by_number:
+        raise UsageError(f"study {study.study_name} has no trial {number}; choose one on {valid}")
+    t = by_number[number]
+    if t not in ok:
+        kind = t.user_attrs.get("kind")
+        state = "infeasible (over a limit, never trained)" if kind == "infeasible" else t.state.name.lower()
+        raise UsageError(f"trial {number} is {state} and cannot be exported; choose one on {valid}")
+    return t
+
+
+# ---------------------------------------------------------------- the exported model
+
+def write_programs(model: nn.Module, folder: Path) -> None:
+    """model.onnx and model.pt2, both with a dynamic batch dimension, taking raw pixels."""
+    from nas import measure
+
+    model = model.eval().float().cpu()
+    measure.export_onnx(model, str(folder / "model.onnx"))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    try:
+        program = torch.export.export(model, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+    except Exception as e:  # name the operator torch.export could not express
+        raise NasError(f"torch.export cannot express this model: {type(e).__name__}: "
+                       f"{str(e).strip().splitlines()[0][:300]}") from None
+    torch.export.save(program, str(folder / "model.pt2"))
+
+
+def score_files(folder: Path, test, threads: int = 1, with_latency: bool = True) -> dict:
+    """Test accuracy of model.onnx and model.pt2 from the files alone, their agreement, their latency."""
+    from nas import measure
+
+    images = test.images.float().numpy()
+    labels = test.labels.numpy()
+    session = measure.ort_session(folder / "model.onnx", threads)
+    program = torch.export.load(str(folder / "model.pt2")).module()
+    ort_pred, torch_pred = [], []
+    with measure.torch_threads(threads), torch.inference_mode():
+        for start in range(0, len(images), BATCH):
+            x = images[start:start + BATCH]
+            ort_pred.append(session.run(None, {"pixels": x})[0].argmax(1))
+            torch_pred.append(program(torch.from_numpy(x)).argmax(1).numpy())
+    ort_pred, torch_pred = np.concatenate(ort_pred), np.concatenate(torch_pred)
+    scores = {"test_images": len(labels),
+              "test_acc_onnxruntime": float((ort_pred == labels).mean()),
+              "test_acc_torch": float((torch_pred == labels).mean()),
+              "onnx_torch_agreement": float((ort_pred == torch_pred).mean())}
+    if with_latency:
+        scores["latency"] = {"onnxruntime": measure.onnx_latency(str(folder / "model.onnx"), threads=threads),
+                             "torch": measure.torch_latency(program, threads=threads)}
+    return scores
+
+
+# ---------------------------------------------------------------- provenance
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("nas", "torch", "onnxruntime", "onnx", "optuna", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# ---------------------------------------------------------------- export
+
+def default_folder(study: str, trial: int) -> Path:
+    return Path("studies") / study / "exports" / f"trial-{trial}"
+
+
+def prepare_folder(folder: Path, settings: dict, force: bool) -> None:
+    """A finished export is refused unless --force; an unfinished one with the same settings resumes."""
+    saved = folder / "checkpoint" / "settings.json"
+    if folder.exists() and force:
+        shutil.rmtree(folder)
+    elif (folder / "metrics.json").exists():
+        raise UsageError(f"export folder {folder} already exists; pass --force to replace it, or --out for another")
+    elif saved.exists() and json.loads(saved.read_text()) != settings:
+        raise UsageError(f"{folder} holds an unfinished export with other settings; run it again with the same "
+                         f"arguments to resume it, or pass --force to start over")
+    elif folder.exists() and not saved.exists() and any(folder.iterdir()):
+        raise UsageError(f"export folder {folder} exists and is not an nas export; pass --force or --out")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(settings, indent=2))
+
+
+def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tuple[Path, dict]:
+    """Retrain the chosen trial on train + validation, write the files, score them on the test split."""
+    from safetensors.torch import save_file
+
+    from nas import data, measure, models, search, train
+    from nas.config import DataConfig, Recipe
+    from nas.report import plot_study
+
+    study = search.load_study(config.study, config.storage)
+    chosen = choose(study, config.trial, config.pick)
+    stored = study.user_attrs["nas"]
+    fidelity = stored["fidelity"]
+    arch = chosen.user_attrs["arch"]
+    recipe = Recipe.from_dict(chosen.user_attrs["recipe"])
+    recipe = recipe.replace(epochs=config.epochs, seed=recipe.seed if config.seed is None else config.seed)
+    folder = Path(config.out) if config.out else default_folder(config.study, chosen.number)
+    data_config = DataConfig(dataset=fidelity["dataset"], data_dir=config.data_dir, val_size=fidelity["val_size"],
+                             split_seed=fidelity["split_seed"], subset=config.subset)
+    settings = {"study": config.study, "trial": chosen.number, "arch": arch, "recipe": recipe.to_dict(),
+                "data": data_config.__dict__ | {"data_dir": None}}
+    prepare_folder(folder, settings, config.force)
+    checkpoint = folder / "checkpoint"
+    resumed = json.loads((checkpoint / "state.json").read_text())["epoch"] if (checkpoint / "state.json").exists() else 0
+    say(f"exporting trial {chosen.number} of study {config.study}: {models.summary(arch)}; "
+        f"{recipe.epochs} epochs on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
+
+    device = train.resolve_device(config.device)
+    splits = data.load(data_config, device=device, final=True)  # no test split while anything is chosen
+    model = models.build(arch, seed=recipe.seed)
+    trained, result = train.train(model, splits, recipe, device, on_epoch=on_epoch, on_step=on_step,
+                                  checkpoint=checkpoint)
+    if result.status == "diverged":
+        raise NasError(f"final training diverged ({result.reason}); try --seed or a lower learning rate "
+                       f"(the checkpoint is kept; --force starts over)")
+    trained = trained.float().cpu().to(memory_format=torch.contiguous_format).eval()  # as built, not as trained
+    deployed = models.deployable(trained, recipe.tta_flip)
+
+    write_programs(deployed, folder)
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, folder / "weights.safetensors")
+    (folder / "arch.json").write_text(json.dumps({"arch": arch, "recipe": recipe.to_dict(),
+                                                  "tta_flip": recipe.tta_flip, "input": INPUT,
+                                                  "output": OUTPUT}, indent=2))
+    test, test_files = data.load_test(data_config)  # every choice is frozen: the test split is read now, once
+    scores = score_files(folder, test, config.latency_threads)
+    if scores["onnx_torch_agreement"] < 0.999:
+        raise NasError(f"onnxruntime and PyTorch agree on only {scores['onnx_torch_agreement']:.2%} of test images "
+                       f"(needs >= 99.9%); the export in {folder} is not trustworthy")
+    metrics = {
+        "test_acc": scores["test_acc_onnxruntime"], **scores,
+        "params": measure.count_params(trained), "macs": measure.count_macs(deployed)[0],  # what runs per image
+        "macs_per_pass": measure.count_macs(trained)[0],  # half of "macs" when the flip TTA runs two passes
+        "train_acc": result.history[-1]["train_acc"], "epochs": recipe.epochs, "batch_size": recipe.batch_size,
+        "train_seconds": round(result.seconds, 1), "seconds_per_epoch": round(result.seconds / recipe.epochs, 2),
+        "train_images": len(splits.train), "precision": result.precision, "device": str(device),
+        "search_val_acc": chosen.values[0], "search_fidelity": chosen.user_attrs.get("fidelity"),
+        "classes": splits.classes, "input": INPUT, "output": OUTPUT, "tta_flip": recipe.tta_flip,
+        "history": result.history,
+        "provenance": {"versions": versions(), "git_commit": git_commit(), "study": config.study,
+                       "storage": search.redact(config.storage), "trial": chosen.number, "recipe_seed": recipe.seed,
+                       "split_seed": data_config.split_seed, "dataset": data_config.dataset,
+                       "dataset_files_sha256": {**splits.files, **test_files},
+                       "files_sha256": {name: sha256(folder / name) for name in
+                                        ("model.onnx", "model.pt2", "weights.safetensors", "arch.json")}},
+    }
+    plot_study(study, stored["objectives"], folder, highlight=chosen.number, with_hypervolume=False)
+    (folder / "README.md").write_text(model_card(metrics, arch, models.summary(arch)))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))  # written last: marks the export done
+    shutil.rmtree(checkpoint)
+    return folder, metrics
+
+
+def model_card(m: dict, arch: dict, summary: str) -> str:
+    from nas.report import fmt_count
+
+    lat = m["latency"]
+    p = m["provenance"]
+    return f"""# Fashion-MNIST classifier: trial {p['trial']} of study `{p['study']}`
+
+Found by `nas search`, retrained by `nas export` on all 60,000 training images{'' if m['train_images'] == 60000
+ else f" (here a {m['train_images']}-image subset)"} for {m['epochs']} epochs, scored once on the
+{m['test_images']:,} test images (which the search never saw).
+
+Architecture: `{summary}` ({'with' if m['tta_flip'] else 'without'} horizontal-flip test-time augmentation inside the model).
+
+| test accuracy | params | MACs per image | latency, batch 1 (onnxruntime) | latency, batch 1 (PyTorch) | search validation accuracy |
+| --- | --- | --- | --- | --- | --- |
+| {m['test_acc']:.4f} | {fmt_count(m['params'])} | {fmt_count(m['macs'])} | {lat['onnxruntime']['median_ms']:.3f} ms (IQR {lat['onnxruntime']['iqr_ms']:.3f}, {lat['onnxruntime']['threads']} thread) | {lat['torch']['median_ms']:.3f} ms (IQR {lat['torch']['iqr_ms']:.3f}, {lat['torch']['threads']} thread) | {m['search_val_acc']:.4f} |
+
+onnxruntime and PyTorch agree on {m['onnx_torch_agreement']:.2%} of the test images. Training took
+{m['train_seconds']:.0f} s ({m['seconds_per_epoch']:.1f} s per epoch, batch {m['batch_size']}, {m['precision']}, {m['device']}).
+Everything else (versions, git commit, seeds, dataset checksums) is in `metrics.json`.
+
+![the study's front with this trial ringed](front.png)
+
+## Input and output
+
+`pixels`: float32 `[batch, 1, 28, 28]`, raw grey values 0-255 (normalisation is inside the model).
+`logits`: float32 `[batch, 10]`; classes in order: {', '.join(m['classes'])}.
+
+## Run it with onnxruntime
+
+```python
+import numpy as np
+import onnxruntime as ort
+
+session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
+images = np.zeros((4, 1, 28, 28), dtype=np.float32)  # your 28x28 grey images, 0-255
+logits = session.run(None, {{"pixels": images}})[0]
+classes = {m['classes']!r}
+print([classes[i] for i in logits.argmax(1)])
+```
+
+## Run it with plain PyTorch (no `nas` needed)
+
+```python
+import torch
+
+model = torch.export.load("model.pt2").module()
+images = torch.zeros(4, 1, 28, 28)  # your 28x28 grey images, 0-255, float32
+with torch.inference_mode():
+    logits = model(images)
+classes = {m['classes']!r}
+print([classes[i] for i in logits.argmax(1)])
+```
+
+`weights.safetensors` + `arch.json` rebuild the model with `nas` (`nas.models.build(arch)`).
+"""
+
+
+# ---------------------------------------------------------------- evaluate
+
+def evaluate(folder: Path, data_dir: str | None = None, threads: int | None = None) -> dict:
+    """Re-score an export from its files; raises if the accuracy does not reproduce metrics.json."""
+    from nas import data
+    from nas.config import DataConfig
+
+    folder = Path(folder)
+    if not (folder / "metrics.json").exists():
+        raise UsageError(f"{folder} is not a finished nas export (no metrics.json); give a folder that "
+                         f"nas export wrote, e.g. studies/<study>/exports/trial-<n>")
+    recorded = json.loads((folder / "metrics.json").read_text())
+    for name, digest in recorded["provenance"]["files_sha256"].items():
+        if not (folder / name).exists() or sha256(folder / name) != digest:
+            raise NasError(f"{folder / name} is missing or changed since the export (sha256 differs)")
+    test, files = data.load_test(DataConfig(dataset=recorded["provenance"]["dataset"], data_dir=data_dir))
+    expected = {k: v for k, v in recorded["provenance"]["dataset_files_sha256"].items() if k in files}
+    if files != expected:
+        raise NasError("the test files differ from the ones the export was scored on (sha256); "
+                       "point --data-dir at the original files")
+    threads = threads or recorded["latency"]["onnxruntime"]["threads"]
+    scores = score_files(folder, test, threads)
+    scores["reproduced"] = all(scores[k] == recorded[k] for k in
+                               ("test_acc_onnxruntime", "test_acc_torch", "onnx_torch_agreement"))
+    for backend, now in scores["latency"].items():
+        then = recorded["latency"][backend]
+        now["recorded_median_ms"], now["recorded_iqr_ms"] = then["median_ms"], then["iqr_ms"]
+        # "within the stated spread": the new median inside the recorded median +- its IQR
+        now["within_spread"] = abs(now["median_ms"] - then["median_ms"]) <= then["iqr_ms"]
+    scores["recorded_test_acc"] = recorded["test_acc"]
+    return scores

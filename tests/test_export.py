@@ -1,0 +1,131 @@
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas import export
+
+QUICK = ["--epochs", "1", "--subset", "0.02"]
+
+
+def test_export_writes_files_that_agree_and_evaluate_reproduces(nas_cli, tiny_study, tmp_path):
+    _, storage, name = tiny_study
+    out = nas_cli("export", "--study", name, "--storage", storage, *QUICK, "--out", str(tmp_path / "e"),
+                  "--format", "json")
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "e"
+    for f in ("model.onnx", "model.pt2", "weights.safetensors", "arch.json", "metrics.json", "README.md", "front.png"):
+        assert (folder / f).stat().st_size > 0, f
+    assert not (folder / "checkpoint").exists() and not list(folder.glob("*.data"))  # one self-contained ONNX file
+    m = json.loads((folder / "metrics.json").read_text())
+    assert m["test_images"] == 10_000 and m["onnx_torch_agreement"] >= 0.999
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert m["provenance"]["trial"] == max(study.best_trials, key=lambda t: t.values[0]).number  # --pick best
+    assert m["search_val_acc"] == study.trials[m["provenance"]["trial"]].values[0]
+    assert set(m["latency"]) == {"onnxruntime", "torch"} and m["latency"]["onnxruntime"]["threads"] == 1
+    assert len(m["provenance"]["dataset_files_sha256"]) == 4 and m["provenance"]["versions"]["torch"]
+    assert f"trial {m['provenance']['trial']}" in (folder / "README.md").read_text()
+
+    again = nas_cli("evaluate", str(folder), "--format", "json")
+    assert again.returncode == 0, again.stderr
+    scores = json.loads(again.stdout)
+    assert scores["reproduced"] and scores["test_acc_onnxruntime"] == m["test_acc"]
+
+    # the files stand alone: a Python where `nas` cannot be imported loads both and runs a batch of 5
+    script = f"""
+import sys; sys.modules["nas"] = None
+import numpy as np, onnxruntime as ort, torch
+x = np.random.default_rng(0).integers(0, 256, (5, 1, 28, 28)).astype(np.float32)
+a = ort.InferenceSession("{folder}/model.onnx").run(None, {{"pixels": x}})[0]
+b = torch.export.load("{folder}/model.pt2").module()(torch.from_numpy(x)).detach().numpy()
+assert a.shape == b.shape == (5, 10), (a.shape, b.shape)
+print(int((a.argmax(1) == b.argmax(1)).sum()))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "5"
+
+
+def test_an_existing_export_is_refused_unless_forced(nas_cli, tiny_study, tmp_path):
+    _, storage, name = tiny_study
+    args = ["export", "--study", name, "--storage", storage, *QUICK, "--out", str(tmp_path / "e")]
+    assert nas_cli(*args).returncode == 0
+    before = (tmp_path / "e" / "metrics.json").read_text()
+    out = nas_cli(*args)
+    assert out.returncode == 2 and "already exists; pass --force" in out.stderr and "Traceback" not in out.stderr
+    assert (tmp_path / "e" / "metrics.json").read_text() == before
+    assert nas_cli(*args, "--force").returncode == 0
+
+
+def test_an_interrupted_export_resumes_and_ends_where_an_uninterrupted_one_does(nas_cli, tiny_study, tmp_path):
+    _, storage, name = tiny_study
+    args = ["export", "--study", name, "--storage", storage, "--epochs", "4", "--subset", "0.1"]
+    straight = nas_cli(*args, "--out", str(tmp_path / "a"))
+    assert straight.returncode == 0, straight.stderr
+
+    cmd = [sys.executable, "-m", "nas", *args, "--out", str(tmp_path / "b")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    state = tmp_path / "b" / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 4, "killed after the export had finished; give it more epochs"
+    resumed = nas_cli(*args, "--out", str(tmp_path / "b"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after epoch {done}" in " ".join(resumed.stderr.split())
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("a", "b"))
+    assert len(b["history"]) == 4
+    # same seeds, same state restored: the very same weights
+    assert a["provenance"]["files_sha256"]["weights.safetensors"] == b["provenance"]["files_sha256"]["weights.safetensors"]
+    assert a["test_acc"] == b["test_acc"]
+
+
+@pytest.fixture
+def study_with_every_state(tiny_study, tmp_path):
+    """A copy of the tiny study plus a pruned, a failed and a running trial."""
+    folder, _, name = tiny_study
+    shutil.copy(folder / "t.db", tmp_path / "t.db")
+    storage = f"sqlite:///{tmp_path}/t.db"
+    study = optuna.load_study(study_name=name, storage=storage)
+    numbers = {}
+    for state in (TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING):
+        trial = study.ask()
+        numbers[state] = trial.number
+        if state != TrialState.RUNNING:
+            study.tell(trial, state=state)
+    infeasible = next(t.number for t in study.trials if t.user_attrs.get("kind") == "infeasible")
+    return storage, name, {"pruned": numbers[TrialState.PRUNED], "fail": numbers[TrialState.FAIL],
+                           "running": numbers[TrialState.RUNNING], "infeasible": infeasible, "no": 999}
+
+
+@pytest.mark.parametrize("which", ["pruned", "fail", "running", "infeasible", "no"])
+def test_a_trial_that_cannot_be_exported_is_refused_with_the_valid_choices(nas_cli, study_with_every_state, which):
+    storage, name, numbers = study_with_every_state
+    out = nas_cli("export", "--study", name, "--storage", storage, "--trial", str(numbers[which]), *QUICK)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"trial {numbers[which]}" in out.stderr and "choose one on the front:" in out.stderr
+    assert which not in ("pruned", "infeasible", "running") or which in out.stderr
+
+
+def test_the_knee_is_the_front_point_closest_to_the_ideal():
+    class T:
+        def __init__(self, acc, macs):
+            self.values = [acc, macs]
+
+    front = [T(0.95, 1e8), T(0.94, 1e6), T(0.80, 1e5)]
+    assert export.knee(front, ["accuracy", "macs"]) is front[1]
+    assert export.knee(front[:1], ["accuracy", "macs"]) is front[0]
+
+
+def test_evaluate_refuses_a_folder_that_is_not_an_export(nas_cli, tmp_path):
+    out = nas_cli("evaluate", str(tmp_path))
+    assert out.returncode == 2 and "not a finished nas export" in out.stderr

@@ -1,0 +1,131 @@
+"""Several workers on one study (PostgreSQL, local --jobs), crashed workers, device assignment."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import TINY_SPACE
+from optuna.trial import TrialState
+
+from nas import search
+from nas.errors import UsageError
+
+FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500"]
+# `make test` starts this server (.ci/postgres); elsewhere point NAS_TEST_POSTGRES at one
+POSTGRES = os.environ.get("NAS_TEST_POSTGRES", "postgresql://nas:nas@127.0.0.1:5432/nas_test")
+
+
+def search_cmd(storage, study, trials, *extra):
+    return [sys.executable, "-m", "nas", "search", "--space", TINY_SPACE, "--study", study, "--storage", storage,
+            "--trials", str(trials), *FAST, *extra]
+
+
+def assert_each_trial_ran_once(study):
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    for t in study.trials:
+        if t.user_attrs.get("kind") == "trained":
+            assert t.user_attrs["worker"].count(":") == 2  # one owner per trial: host:pid:start
+
+
+def test_three_workers_on_postgresql_make_one_search(nas_cli):
+    study_name = f"pg-{uuid.uuid4().hex[:8]}"
+    procs = [subprocess.Popen(search_cmd(POSTGRES, study_name, 6), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    try:
+        assert [p.returncode for p in procs] == [0, 0, 0], errors
+        study = optuna.load_study(study_name=study_name, storage=POSTGRES)
+        c = search.counts(study)
+        assert 6 <= c["trained"] <= 6 + 2 and c["running"] == 0 and c["failed"] == 0
+        assert_each_trial_ran_once(study)
+        workers = {t.user_attrs["worker"] for t in study.trials if t.user_attrs.get("kind") == "trained"}
+        assert len(workers) >= 2, "the trials were not shared between workers"
+        front = nas_cli("front", "--study", study_name, "--storage", POSTGRES, "--format", "json")
+        assert front.returncode == 0 and front.stdout.strip().startswith("[")
+        assert "nas:nas@" not in "".join(errors) + front.stderr  # the password is never printed
+    finally:
+        optuna.delete_study(study_name=study_name, storage=POSTGRES)
+
+
+def test_three_local_jobs_on_sqlite(nas_cli, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    out = subprocess.run(search_cmd(storage, "t", 6, "--jobs", "3"), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="t", storage=storage)
+    c = search.counts(study)
+    assert 6 <= c["trained"] <= 6 + 2 and c["running"] == 0 and c["failed"] == 0
+    assert_each_trial_ran_once(study)
+    assert nas_cli("front", "--study", "t", "--storage", storage).returncode == 0
+
+
+def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_finishes(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    cmd = search_cmd(storage, "t", 3, "--subset", "0.1")  # ~1 s epochs: time to catch a trial mid-training
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim, deadline = None, time.monotonic() + 180
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            study = optuna.load_study(study_name="t", storage=storage)
+        except KeyError:
+            continue
+        # past epoch 1 of 2 (its curve has a point) and still running: killed in the middle of training
+        finished = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
+        victim = next((t for t in study.trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve")), None)
+    assert victim is not None, "no trial was caught training"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="t", storage=storage)
+    killed = study.trials[victim.number]
+    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["fail_reason"]
+    reruns = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(reruns) == 1 and reruns[0].params == victim.params and reruns[0].state != TrialState.FAIL
+    assert all(study.trials[n].values == v for n, v in finished.items())  # nothing done was lost
+    c = search.counts(study)
+    assert c["trained"] == 3 and c["running"] == 0
+
+
+def test_a_diverging_trial_is_failed_with_its_reason_and_the_search_goes_on(tmp_path, small):
+    space = tmp_path / "wild.yaml"
+    space.write_text(Path(TINY_SPACE).read_text().replace("lr: {low: 0.1, high: 0.4, log: true}",
+                                                     "lr: {choices: [0.2, 100000.0]}"))
+    config = search.SearchConfig(space=str(space), study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=3,
+                                 epochs=1, objectives=("accuracy", "params"))
+    runner = search.Search(config)
+    runner.splits = small
+    c = runner.run()
+    assert c["trained"] == 3 and c["failed"] >= 1
+    failed = [t for t in runner.study.trials if t.state == TrialState.FAIL]
+    assert all("loss became" in t.user_attrs["fail_reason"] for t in failed)
+
+
+@pytest.mark.parametrize("spec, jobs, gpus, expected", [
+    ("cpu", 3, 0, ["cpu"] * 3),
+    ("auto", 2, 0, ["cpu", "cpu"]),
+    ("auto", 1, 2, ["cuda:0", "cuda:1"]),  # every visible GPU, one worker each
+    ("cuda", 1, 3, ["cuda:0", "cuda:1", "cuda:2"]),
+    ("cuda:0,cuda:1", 1, 2, ["cuda:0", "cuda:1"]),
+    ("cuda:1", 2, 2, ["cuda:1", "cuda:1"]),
+])
+def test_one_worker_per_accelerator(spec, jobs, gpus, expected):
+    assert search.worker_devices(spec, jobs, gpus) == expected
+
+
+@pytest.mark.parametrize("spec, jobs, gpus, message", [
+    ("cuda:0,cuda:1", 3, 2, "names 2 devices but --jobs is 3"),
+    ("cuda:0,cuda:0", 1, 2, "names a device twice"),
+    ("cuda", 1, 0, "no CUDA GPU"),
+])
+def test_bad_device_lists(spec, jobs, gpus, message):
+    with pytest.raises(UsageError, match=message):
+        search.worker_devices(spec, jobs, gpus)
