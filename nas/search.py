@@ -255,6 +255,32 @@ def record_constraints(trial, constraints: dict[str, float]) -> None:
         trial.storage.set_trial_system_attr(trial._trial_id, "constraints", list(constraints.values()))
 
 
+def check_limits_reachable(space, config: SearchConfig, draws: int = 200) -> None:
+    """Refuse at once (before the study is touched) a params or MACs limit that no random draw of the space
+    meets, instead of measuring hopeless proposals one by one. Latency limits are left to the search."""
+    import optuna
+
+    from nas import measure, models, spaces
+
+    if config.max_params is None and config.max_macs is None:
+        return
+    _quiet_optuna()
+    sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sized = sorted((measure.count_params(models.build(arch)), i, arch) for i, arch in
+                   enumerate(spaces.sample(sampler.ask(), space) for _ in range(draws)))
+    fitting = [(p, arch) for p, _, arch in sized if config.max_params is None or p <= config.max_params]
+    if not fitting:
+        raise UsageError(f"no architecture of {draws} random draws from space {space.name} fits --max-params "
+                         f"{config.max_params:g} (the smallest has {sized[0][0]} params); raise the limit or "
+                         f"use a space with smaller models")
+    if config.max_macs is not None:
+        smallest = min(measure.count_macs(models.build(arch))[0] for _, arch in fitting[:30])
+        if smallest > config.max_macs:
+            raise UsageError(f"no architecture of {draws} random draws from space {space.name} fits --max-macs "
+                             f"{config.max_macs:g} (the smallest has {smallest} MACs); raise the limit or use a "
+                             f"space with smaller models")
+
+
 # ---------------------------------------------------------------- crashed workers
 
 def _start_time(pid: int) -> str | None:
@@ -317,6 +343,7 @@ class Search:
 
         self.config = config
         self.space = spaces.load(config.space)
+        check_limits_reachable(self.space, config)
         self.device = train.resolve_device(config.device)
         self.study = open_study(config, self.space.path, new=new, worker=worker)
         self.pruner = RungPruner(tuple(config.rungs), config.eta, config.n_min)
