@@ -9,11 +9,13 @@ each reaches over time, and how long (a) took to reach (b)'s final hypervolume (
 of the time or less). Run it on an otherwise idle machine.
 
     python benchmarks/search_efficiency.py --minutes 20
+    python benchmarks/search_efficiency.py --minutes 8 --samplers tpe,nsga2,random   # also picks the default sampler
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 
@@ -83,6 +85,7 @@ def main():
     parser.add_argument("--max-params", default="1M")
     parser.add_argument("--max-latency", default="1ms")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samplers", default="tpe", help="nas runs, one per sampler, e.g. tpe,nsga2,random")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     objectives = ("accuracy", "macs", "latency")
@@ -93,19 +96,24 @@ def main():
                               timeout=args.minutes * 60)
         print(f"space {args.space}, limits {config.limits()}, fidelity {config.epochs} epochs on {config.subset:.0%}, "
               f"budget {args.minutes} min each")
-        a = curve(run_nas(config), objectives)
-        b = curve(run_plain(config), objectives)
-    print(f"{'minute':>6} {'nas HV':>8} {'plain HV':>9}")
+        runs = {}
+        for sampler in args.samplers.split(","):
+            run = dataclasses.replace(config, sampler=sampler, study=f"bench-{sampler}")
+            runs[f"nas {sampler}"] = curve(run_nas(run), objectives)
+        runs["plain"] = curve(run_plain(config), objectives)
+    print(f"{'minute':>6} " + " ".join(f"{name:>11}" for name in runs))
     for m in range(1, int(args.minutes) + 1):
-        print(f"{m:6d} {hv_at(a, m * 60):8.4f} {hv_at(b, m * 60):9.4f}")
+        print(f"{m:6d} " + " ".join(f"{hv_at(c, m * 60):11.4f}" for c in runs.values()))
+    b = runs["plain"]
     target = b[-1][1] if b else 0.0
-    reached = next((t for t, hv in a if hv >= target), None)
-    print(f"feasible trained trials: nas {len(a)}, plain {len(b)}")
-    print(f"plain Optuna's final hypervolume {target:.4f}; nas's final {a[-1][1] if a else 0:.4f}")
-    if reached is None:
-        print("nas did not reach plain Optuna's final hypervolume within the budget")
-    else:
-        print(f"nas reached it after {reached / 60:.1f} min = {reached / (args.minutes * 60):.2f} of the budget")
+    print(f"plain Optuna's final hypervolume {target:.4f} from {len(b)} feasible trained trials")
+    for name, a in runs.items():
+        if name == "plain":
+            continue
+        reached = next((t for t, hv in a if hv >= target), None)
+        print(f"{name}: {len(a)} feasible trained trials, final hypervolume {a[-1][1] if a else 0:.4f}; "
+              + ("did not reach plain's final hypervolume" if reached is None else
+                 f"reached plain's final after {reached / 60:.1f} min = {reached / (args.minutes * 60):.2f} of the budget"))
 
 
 if __name__ == "__main__":
