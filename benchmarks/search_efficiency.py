@@ -86,10 +86,12 @@ def main():
     parser.add_argument("--max-latency", default="1ms")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samplers", default="tpe", help="nas runs, one per sampler, e.g. tpe,nsga2,random")
+    parser.add_argument("--keep", help="folder for bench.db (studies bench-<sampler>), kept for nas front/plot/export")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     objectives = ("accuracy", "macs", "latency")
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.keep or scratch
         config = SearchConfig(space=args.space, study="bench", storage=f"sqlite:///{folder}/bench.db", trials=100_000,
                               objectives=objectives, max_params=parse_count(args.max_params, "--max-params"),
                               max_latency_ms=parse_ms(args.max_latency, "--max-latency"), seed=args.seed,
