@@ -378,8 +378,9 @@ def cmd_evaluate(args) -> int:
               f"(agreement {s['onnx_torch_agreement']:.2%}); metrics.json says {s['recorded_test_acc']:.4f}",
               highlight=False)
     for backend, lat in s["latency"].items():
+        low, high = lat["recorded_spread_ms"]
         err.print(f"latency {backend}: {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}); recorded "
-                  f"{lat['recorded_median_ms']:.3f} ms (IQR {lat['recorded_iqr_ms']:.3f}) -> "
+                  f"{lat['recorded_median_ms']:.3f} ms, spread {low:.3f}-{high:.3f} ms -> "
                   f"{'within' if lat['within_spread'] else 'outside'} the recorded spread", highlight=False)
     if not s["reproduced"]:
         raise NasError(f"the files in {args.folder} do not reproduce metrics.json's test accuracy")
