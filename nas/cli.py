@@ -329,8 +329,8 @@ def epoch_bar(epochs: int):
     )
 
     bar = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), TextColumn("{task.fields[last]}"), console=err)
-    task = bar.add_task("train", total=1, epoch=1, epochs=epochs, last="")
+                   TimeRemainingColumn(), console=err)
+    task = bar.add_task("train", total=1, epoch=1, epochs=epochs)
 
     def on_step(epoch, step, steps):
         bar.start()  # on the first step, so nothing is drawn when a command stops before training

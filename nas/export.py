@@ -110,7 +110,7 @@ def write_programs(model: nn.Module, folder: Path) -> None:
     torch.export.save(program, str(folder / "model.pt2"))
 
 
-def score_files(folder: Path, test, threads: int = 1, with_latency: bool = True) -> dict:
+def score_files(folder: Path, test, threads: int = 1) -> dict:
     """Test accuracy of model.onnx and model.pt2 from the files alone, their agreement, their latency."""
     from nas import measure
 
@@ -125,15 +125,13 @@ def score_files(folder: Path, test, threads: int = 1, with_latency: bool = True)
             ort_pred.append(session.run(None, {"pixels": x})[0].argmax(1))
             torch_pred.append(program(torch.from_numpy(x)).argmax(1).numpy())
     ort_pred, torch_pred = np.concatenate(ort_pred), np.concatenate(torch_pred)
-    scores = {"test_images": len(labels),
+    return {"test_images": len(labels),
               "test_acc_onnxruntime": float((ort_pred == labels).mean()),
               "test_acc_torch": float((torch_pred == labels).mean()),
-              "onnx_torch_agreement": float((ort_pred == torch_pred).mean())}
-    if with_latency:
-        scores["latency"] = {"onnxruntime": repeated(lambda: measure.onnx_latency(str(folder / "model.onnx"),
-                                                                                  threads=threads)),
-                             "torch": repeated(lambda: measure.torch_latency(program, threads=threads))}
-    return scores
+              "onnx_torch_agreement": float((ort_pred == torch_pred).mean()),
+              "latency": {"onnxruntime": repeated(lambda: measure.onnx_latency(str(folder / "model.onnx"),
+                                                                               threads=threads)),
+                          "torch": repeated(lambda: measure.torch_latency(program, threads=threads))}}
 
 
 def repeated(time_once, repeats: int = LATENCY_REPEATS) -> dict:
