@@ -126,12 +126,12 @@ def score_files(folder: Path, test, threads: int = 1) -> dict:
             torch_pred.append(program(torch.from_numpy(x)).argmax(1).numpy())
     ort_pred, torch_pred = np.concatenate(ort_pred), np.concatenate(torch_pred)
     return {"test_images": len(labels),
-              "test_acc_onnxruntime": float((ort_pred == labels).mean()),
-              "test_acc_torch": float((torch_pred == labels).mean()),
-              "onnx_torch_agreement": float((ort_pred == torch_pred).mean()),
-              "latency": {"onnxruntime": repeated(lambda: measure.onnx_latency(str(folder / "model.onnx"),
-                                                                               threads=threads)),
-                          "torch": repeated(lambda: measure.torch_latency(program, threads=threads))}}
+            "test_acc_onnxruntime": float((ort_pred == labels).mean()),
+            "test_acc_torch": float((torch_pred == labels).mean()),
+            "onnx_torch_agreement": float((ort_pred == torch_pred).mean()),
+            "latency": {"onnxruntime": repeated(lambda: measure.onnx_latency(str(folder / "model.onnx"),
+                                                                             threads=threads)),
+                        "torch": repeated(lambda: measure.torch_latency(program, threads=threads))}}
 
 
 def repeated(time_once, repeats: int = LATENCY_REPEATS) -> dict:
