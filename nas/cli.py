@@ -111,6 +111,20 @@ def read_arch_file(path: str) -> tuple[dict, dict]:
     return raw, {}
 
 
+def read_recipe_file(path: str) -> dict:
+    """A recipe JSON file: the recipe itself, or any object with a "recipe" key (an export's arch.json)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UsageError(f"--recipe {path}: cannot read it ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--recipe {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    recipe = raw.get("recipe", raw) if isinstance(raw, dict) else None
+    if not isinstance(recipe, dict):
+        raise UsageError(f"--recipe {path}: expected a JSON object with the recipe, or with a 'recipe' key")
+    return recipe
+
+
 def parse_augment(text: str) -> dict:
     """'crop=2,flip=1,cutout=8' -> {'crop_pad': 2, 'flip': True, 'cutout': 8}."""
     names = {"crop": "crop_pad", "crop_pad": "crop_pad", "flip": "flip", "cutout": "cutout"}
@@ -142,8 +156,9 @@ def choose_arch(args, space) -> tuple[dict, dict, str]:
     from nas import spaces
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed)).ask()
-    return spaces.sample(trial, space), {}, f"random draw from {space.name} (seed {args.seed})"
+    seed = args.seed or 0
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
+    return spaces.sample(trial, space), {}, f"random draw from {space.name} (seed {seed})"
 
 
 def build_recipe(args, overrides: dict):
@@ -170,9 +185,12 @@ def cmd_train(args) -> int:
 
     space = spaces.load(args.space)
     arch, recipe_overrides, origin = choose_arch(args, space)
+    if args.recipe:  # e.g. an export's arch.json: train another network exactly as that export was trained
+        recipe_overrides = read_recipe_file(args.recipe)
     recipe = build_recipe(args, recipe_overrides)
     device = train.resolve_device(args.device)
-    splits = data.load(data_config(args), device=device, with_test=args.test)  # bad data fails before any work
+    # bad data fails before any work
+    splits = data.load(data_config(args), device=device, with_test=args.test, final=args.final)
     model = models.build(arch, seed=recipe.seed)
     params = measure.count_params(model)
     macs, uncounted = measure.count_macs(model)
@@ -188,7 +206,7 @@ def cmd_train(args) -> int:
         err.print(f"latency {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}) at batch 1, "
                   f"{lat['backend']}, {lat['threads']} thread(s), {lat['device']}; "
                   f"throughput {lat['throughput_batch256']:.0f} images/s at batch 256")
-    err.print(f"data: {len(splits.train)} train / {len(splits.val)} validation images"
+    err.print(f"data: {len(splits.train)} train / {len(splits.val) if splits.val else 'no'} validation images"
               + (f" / {len(splits.test)} test" if args.test else "") + f", device {device}", highlight=False)
 
     bar, on_epoch, on_step = epoch_bar(recipe.epochs)
@@ -199,7 +217,7 @@ def cmd_train(args) -> int:
     test_acc = train.accuracy(trained, splits.test, recipe.tta_flip, result.precision) if args.test else None
     row = {"network": models.summary(arch) if not args.preset else args.preset, "params": fmt_count(params),
            "MACs": fmt_count(macs), "train acc": f"{result.history[-1]['train_acc']:.4f}",
-           "val acc": f"{result.val_acc:.4f}", "test acc": f"{test_acc:.4f}" if test_acc is not None else "-",
+           "val acc": f"{result.val_acc:.4f}" if result.val_acc is not None else "-", "test acc": f"{test_acc:.4f}" if test_acc is not None else "-",
            "epochs": len(result.history), "s/epoch": f"{result.seconds / len(result.history):.1f}",
            "latency ms": f"{lat['median_ms']:.3f}" if lat else "-", "batch": recipe.batch_size}
     err.print(result_table(row))
@@ -435,6 +453,8 @@ def parser() -> Parser:
     p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
     p.add_argument("--preset", help="a named preset of the space, e.g. seed-structure-1")
     p.add_argument("--arch", help="JSON file with an arch dict (or {'arch': ..., 'recipe': ...})")
+    p.add_argument("--recipe", help="JSON file with a recipe, or an export's arch.json (its recipe); flags "
+                                    "still override it")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate per 256 images")
@@ -444,9 +464,12 @@ def parser() -> Parser:
     p.add_argument("--ema", type=float, help="per-step EMA decay of weights for evaluation (0 = off)")
     p.add_argument("--augment", help="augmentation policy, e.g. crop=2,flip=1,cutout=8")
     p.add_argument("--no-tta", action="store_true", help="evaluate without horizontal-flip test-time augmentation")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="seeds weights, batch order, augmentation and a random draw "
+                                           "(default: the recipe's, else 0)")
     p.add_argument("--subset", type=float, default=1.0, help="fraction of the training split to train on")
     p.add_argument("--test", action="store_true", help="after training, score the test split once")
+    p.add_argument("--final", action="store_true", help="train on train + validation (all 60,000 images) as "
+                                                        "nas export does; nothing is scored on validation")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--latency-backend", choices=["onnxruntime", "torch"], default="onnxruntime")

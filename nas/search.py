@@ -479,7 +479,8 @@ class Search:
                 return False
             if len(self.config.objectives) == 1:
                 trial.report(metrics["val_acc"], epoch)
-                return trial.should_prune()
+                # Optuna's pruners would also stop a trial at its last epoch, throwing away a finished result
+                return epoch < recipe.epochs and trial.should_prune()
             if epoch not in self.config.rungs or epoch == recipe.epochs:
                 return False
             trial.set_user_attr(f"rung_{epoch}", metrics["val_acc"])

@@ -195,7 +195,8 @@ def accuracy(model: nn.Module, split: Split, tta_flip: bool, precision: str = "f
 def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.device = "auto",
           precision: str = "auto", on_epoch: Callable[[int, dict], bool | None] | None = None,
           on_step: Callable[[int, int, int], None] | None = None,
-          eval_epochs: set[int] | None = None, checkpoint: Path | None = None) -> tuple[nn.Module, TrainResult]:
+          eval_epochs: set[int] | None = None, checkpoint: Path | None = None,
+          compiled: bool = False) -> tuple[nn.Module, TrainResult]:
     """Train on data.train, score data.val after every epoch; return (model to evaluate, result).
 
     eval_epochs: score validation only after these epochs (and the last); None = every epoch.
@@ -205,6 +206,8 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     Scoring 10,000 images twice (flip TTA) costs about a third of an epoch on 10,000 images.
     on_epoch(epoch, metrics) runs after each epoch (1-based); returning True stops training.
     on_step(epoch, step, steps) runs after each optimiser step (progress bars).
+    compiled: run the training forward/backward through torch.compile (fuses BatchNorm and activations;
+    tens of seconds of compilation up front, so worth it for long runs only; see benchmarks/compile_speed.py).
     The returned model is the EMA model when recipe.ema > 0.
     """
     device = resolve_device(device) if isinstance(device, str) else device
@@ -213,6 +216,7 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     gen = torch.Generator(device=device).manual_seed(recipe.seed)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, recipe)
+    forward = torch.compile(model) if compiled else model  # same parameters: EMA and checkpoints see no difference
     images, labels = data.train.images, data.train.labels
     n = len(labels)
     batch = min(recipe.batch_size, n)
@@ -238,7 +242,7 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
             x = x.float().contiguous(memory_format=torch.channels_last)
             y = labels[idx]
             with autocast(device, precision):
-                logits = model(x)
+                logits = forward(x)
                 loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

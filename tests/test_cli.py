@@ -49,6 +49,23 @@ def test_train_from_an_arch_file_with_test_score(nas_cli, tmp_path):
         assert shown in out.stderr
 
 
+def test_train_another_network_as_an_export_was_trained(nas_cli, tmp_path):
+    """--recipe takes an export's arch.json (its recipe only); --final trains on train + validation."""
+    exported = {"arch": {"family": "resnet_like"}, "recipe": {"batch_size": 16, "lr": 0.05, "seed": 3,
+                                                              "augment": {"crop_pad": 0, "flip": False, "cutout": 4}}}
+    (tmp_path / "export-arch.json").write_text(json.dumps(exported))
+    out = nas_cli("train", "--space", "simple_cnn", "--preset", "seed-structure-1", "--recipe",
+                  str(tmp_path / "export-arch.json"), "--final", "--epochs", "1", "--subset", "0.005", "--test",
+                  "--no-latency", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["arch"]["family"] == "simple_cnn"  # the preset's network ...
+    assert result["recipe"]["batch_size"] == 16 and result["recipe"]["seed"] == 3  # ... with the file's recipe
+    assert result["recipe"]["augment"] == {"crop_pad": 0, "flip": False, "cutout": 4} and result["recipe"]["epochs"] == 1
+    assert result["val_acc"] is None and 0 < result["test_acc"] <= 1
+    assert "300 train / no validation images" in out.stderr  # 0.5% of 60,000
+
+
 def test_train_a_random_draw(nas_cli):
     out = nas_cli("train", "--space", "resnet_like", "--seed", "5", "--epochs", "1", "--subset", "0.005",
                   "--val-size", "200", "--no-latency", "--format", "json")
@@ -61,6 +78,7 @@ def test_train_a_random_draw(nas_cli):
     (["train", "--space", "resnet"], 2, "unknown space 'resnet'"),
     (["train", "--space", "simple_cnn", "--preset", "nope"], 2, "has no preset 'nope'"),
     (["train", "--space", "simple_cnn", "--arch", "/nonexistent.json"], 2, "cannot read it"),
+    (["train", "--space", "simple_cnn", "--recipe", "/nonexistent.json"], 2, "--recipe /nonexistent.json: cannot"),
     (["train", "--space", "simple_cnn", "--epochs", "0", "--no-latency"], 2, "epochs must be >= 1"),
     (["train", "--space", "simple_cnn", "--augment", "crop=two"], 2, "--augment"),
     (["train", "--space", "simple_cnn", "--data-dir", "/nonexistent"], 2, "is not a folder"),

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -123,6 +124,27 @@ def test_rung_pruning_in_a_real_search(tmp_path, small):
     for t in pruned:
         assert t.user_attrs["pruned_at_epoch"] == 1 and "rung_1" in t.user_attrs and len(t.user_attrs["curve"]) == 1
     assert not {t.number for t in pruned} & {t.number for t in search.front(study)}
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial):
+        return True
+
+
+def test_single_objective_prunes_before_the_last_epoch_never_at_it(tmp_path, small):
+    """Optuna's pruners would stop a trial at its final epoch too, losing a finished result."""
+    config = search.SearchConfig(space=TINY, study="s", storage=f"sqlite:///{tmp_path}/s.db", trials=3, epochs=2,
+                                 rungs=(1, 2), objectives=("accuracy",))
+    runner = search.Search(config)
+    runner.splits = small
+    runner.study.pruner = AlwaysPrune()
+    runner.run()
+    assert [t.user_attrs["pruned_at_epoch"] for t in runner.study.trials if t.state == TrialState.PRUNED] == [1] * 3
+    last_only = search.Search(dataclasses.replace(config, study="last", epochs=1, rungs=(1,)))
+    last_only.splits = small
+    last_only.study.pruner = AlwaysPrune()
+    last_only.run()  # scored only at the last epoch: nothing may be pruned
+    assert [t.state for t in last_only.study.trials] == [TrialState.COMPLETE] * 3
 
 
 def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
