@@ -96,14 +96,19 @@ def cmd_data(args) -> int:
 
 # ---------------------------------------------------------------- nas train
 
+def read_json(path: str, flag: str):
+    """A JSON file named on the command line; a one-line usage error naming the flag if it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot read it ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{flag} {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
 def read_arch_file(path: str) -> tuple[dict, dict]:
     """An arch JSON file: either the arch dict itself or {"arch": ..., "recipe": ...}."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise UsageError(f"--arch {path}: cannot read it ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise UsageError(f"--arch {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    raw = read_json(path, "--arch")
     if not isinstance(raw, dict):
         raise UsageError(f"--arch {path}: expected a JSON object with the arch")
     if "arch" in raw:
@@ -113,12 +118,7 @@ def read_arch_file(path: str) -> tuple[dict, dict]:
 
 def read_recipe_file(path: str) -> dict:
     """A recipe JSON file: the recipe itself, or any object with a "recipe" key (an export's arch.json)."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except OSError as e:
-        raise UsageError(f"--recipe {path}: cannot read it ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise UsageError(f"--recipe {path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    raw = read_json(path, "--recipe")
     recipe = raw.get("recipe", raw) if isinstance(raw, dict) else None
     if not isinstance(recipe, dict):
         raise UsageError(f"--recipe {path}: expected a JSON object with the recipe, or with a 'recipe' key")
@@ -217,7 +217,8 @@ def cmd_train(args) -> int:
     test_acc = train.accuracy(trained, splits.test, recipe.tta_flip, result.precision) if args.test else None
     row = {"network": models.summary(arch) if not args.preset else args.preset, "params": fmt_count(params),
            "MACs": fmt_count(macs), "train acc": f"{result.history[-1]['train_acc']:.4f}",
-           "val acc": f"{result.val_acc:.4f}" if result.val_acc is not None else "-", "test acc": f"{test_acc:.4f}" if test_acc is not None else "-",
+           "val acc": f"{result.val_acc:.4f}" if result.val_acc is not None else "-",
+           "test acc": f"{test_acc:.4f}" if test_acc is not None else "-",
            "epochs": len(result.history), "s/epoch": f"{result.seconds / len(result.history):.1f}",
            "latency ms": f"{lat['median_ms']:.3f}" if lat else "-", "batch": recipe.batch_size}
     err.print(result_table(row))
