@@ -71,6 +71,18 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
 
+def parse_augment(text: str, flag: str) -> dict:
+    """'crop=2,flip=1,cutout=8' -> {'crop_pad': 2, 'flip': True, 'cutout': 8}."""
+    names = {"crop": "crop_pad", "crop_pad": "crop_pad", "flip": "flip", "cutout": "cutout"}
+    out = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key not in names or not value.isdigit():
+            raise UsageError(f"{flag} {text!r}: expected e.g. crop=2,flip=1,cutout=8")
+        out[names[key]] = bool(int(value)) if key == "flip" else int(value)
+    return out
+
+
 def _reject_unknown(values: dict, cls, where: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)

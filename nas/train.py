@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -216,6 +217,9 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     gen = torch.Generator(device=device).manual_seed(recipe.seed)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, recipe)
+    if compiled and device.type == "cpu" and not any(map(shutil.which, (os.environ.get("CXX", "g++"), "clang++"))):
+        raise UsageError("--compile needs a C++ compiler and Python's headers on a CPU; install them "
+                         "(Debian: apt-get install g++ python3-dev) or leave --compile out")
     forward = torch.compile(model) if compiled else model  # same parameters: EMA and checkpoints see no difference
     images, labels = data.train.images, data.train.labels
     n = len(labels)

@@ -73,6 +73,8 @@ CASES = {  # name: (argv from (tmp, storage), exit code, what the message must s
                              "has no trial 999"),
     "export: infeasible trial": (lambda tmp, s: ["export", "--study", "t", "--storage", s, "--trial", "0"], 2,
                                  "is infeasible"),
+    "export: bad --augment": (lambda tmp, s: ["export", "--study", "t", "--storage", s, "--augment", "crop=two"], 2,
+                              "--augment 'crop=two': expected e.g. crop=2,flip=1,cutout=8"),
     "--trials 0": (lambda tmp, s: search(tmp, s, trials="0"), 2, "--trials 0: must be at least 1"),
     "--trials negative": (lambda tmp, s: search(tmp, s, trials="-3"), 2, "--trials -3: must be at least 1"),
 }

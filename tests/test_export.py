@@ -10,6 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas import export
+from nas.config import Augment
 
 QUICK = ["--epochs", "1", "--subset", "0.02"]
 
@@ -31,6 +32,8 @@ def test_export_writes_files_that_agree_and_evaluate_reproduces(nas_cli, tiny_st
     assert set(m["latency"]) == {"onnxruntime", "torch"} and m["latency"]["onnxruntime"]["threads"] == 1
     assert len(m["provenance"]["dataset_files_sha256"]) == 4 and m["provenance"]["versions"]["torch"]
     assert f"trial {m['provenance']['trial']}" in (folder / "README.md").read_text()
+    written = json.loads((folder / "arch.json").read_text())["recipe"]["augment"]
+    assert written == study.trials[m["provenance"]["trial"]].user_attrs["recipe"]["augment"]  # the default
 
     again = nas_cli("evaluate", str(folder), "--format", "json")
     assert again.returncode == 0, again.stderr
@@ -50,6 +53,14 @@ print(int((a.argmax(1) == b.argmax(1)).sum()))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "5"
+
+
+def test_a_compiled_export_trains_and_its_files_agree(nas_cli, tiny_study, tmp_path):
+    _, storage, name = tiny_study
+    out = nas_cli("export", "--study", name, "--storage", storage, *QUICK, "--compile", "--out", str(tmp_path / "e"))
+    assert out.returncode == 0, out.stderr
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["test_images"] == 10_000 and m["onnx_torch_agreement"] >= 0.999
 
 
 def test_an_existing_export_is_refused_unless_forced(nas_cli, tiny_study, tmp_path):
@@ -124,6 +135,12 @@ def test_the_knee_is_the_front_point_closest_to_the_ideal():
     front = [T(0.95, 1e8), T(0.94, 1e6), T(0.80, 1e5)]
     assert export.knee(front, ["accuracy", "macs"]) is front[1]
     assert export.knee(front[:1], ["accuracy", "macs"]) is front[0]
+
+
+def test_the_final_augmentation_is_the_trials_unless_asked_otherwise():
+    searched = Augment(crop_pad=0, flip=True, cutout=0)
+    assert export.final_augment(searched, "search") == searched
+    assert export.final_augment(searched, "crop=2,cutout=8") == Augment(crop_pad=2, flip=True, cutout=8)
 
 
 def test_evaluate_refuses_a_folder_that_is_not_an_export(nas_cli, tmp_path):
