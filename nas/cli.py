@@ -354,7 +354,6 @@ def epoch_bar(epochs: int):
 
 def cmd_export(args) -> int:
     from nas import export
-    from nas.config import parse_augment
     from nas.report import fmt_count
 
     config = export.ExportConfig(study=args.study, storage=study_args(args)[1], trial=args.trial, pick=args.pick,
@@ -363,8 +362,6 @@ def cmd_export(args) -> int:
                                  data_dir=args.data_dir, out=args.out, force=args.force)
     if args.epochs < 1 or not 0 < args.subset <= 1:
         raise UsageError("--epochs must be >= 1 and --subset a fraction in (0, 1]")
-    if args.augment != "search":
-        parse_augment(args.augment, "--augment")  # a typo fails before any work
     bar, on_epoch, on_step = epoch_bar(args.epochs)
     with bar:
         folder, m = export.export(config, on_epoch, on_step, say=lambda text: err.print(text, highlight=False))
