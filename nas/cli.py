@@ -168,7 +168,7 @@ def build_recipe(args, overrides: dict):
 def cmd_train(args) -> int:
     import torch
 
-    from nas import data, measure, models, spaces, train
+    from nas import cores, data, measure, models, spaces, train
     from nas.report import fmt_count, result_table
 
     space = spaces.load(args.space)
@@ -186,11 +186,12 @@ def cmd_train(args) -> int:
     err.print(f"params {fmt_count(params)}  MACs {fmt_count(macs)} per image"
               + (f"  (fvcore did not count: {', '.join(f'{k} x{v}' for k, v in uncounted.items())})" if uncounted else ""))
     lat = None
-    if not args.no_latency:  # timed before training: never while training uses the cores
+    if not args.no_latency:  # timed before training, and never while another nas process trains
         deployed = models.deployable(model, recipe.tta_flip)  # timed as shipped: flip TTA included
-        lat = measure.latency(deployed, backend=args.latency_backend, threads=args.latency_threads)
-        lat["throughput_batch256"] = measure.throughput(deployed, backend=args.latency_backend,
-                                                        threads=args.latency_threads)
+        with cores.timing():
+            lat = measure.latency(deployed, backend=args.latency_backend, threads=args.latency_threads)
+            lat["throughput_batch256"] = measure.throughput(deployed, backend=args.latency_backend,
+                                                            threads=args.latency_threads)
         err.print(f"latency {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}) at batch 1, "
                   f"{lat['backend']}, {lat['threads']} thread(s), {lat['device']}; "
                   f"throughput {lat['throughput_batch256']:.0f} images/s at batch 256")
@@ -198,7 +199,7 @@ def cmd_train(args) -> int:
               + (f" / {len(splits.test)} test" if args.test else "") + f", device {device}", highlight=False)
 
     bar, on_epoch, on_step = epoch_bar(recipe.epochs)
-    with bar:
+    with bar, cores.training():
         trained, result = train.train(model, splits, recipe, device, args.precision, on_epoch, on_step,
                                       compiled=args.compile)
     if result.status == "diverged":

@@ -1,8 +1,9 @@
 """Who may use this machine's cores: any number of trainings at once, or one latency timing alone.
 
 A latency figure taken while a trial trains on the same cores is meaningless (0.5 ms becomes
-hundreds), so workers take a machine-wide readers-writer lock: training holds it shared, timing
-holds it exclusive. A turnstile lock gives the timing priority: once it waits, no new training
+hundreds), so every nas process (search workers, `nas train`, `nas export`, `nas evaluate`) takes a
+machine-wide readers-writer lock: training and test scoring hold it shared, timing holds it
+exclusive. A turnstile lock gives the timing priority: once it waits, no new training
 starts, and it runs as soon as the trainings in flight finish their trial.
 """
 

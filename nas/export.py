@@ -122,26 +122,28 @@ def write_programs(model: nn.Module, folder: Path) -> None:
 
 def score_files(folder: Path, test, threads: int = 1) -> dict:
     """Test accuracy of model.onnx and model.pt2 from the files alone, their agreement, their latency."""
-    from nas import measure
+    from nas import cores, measure
 
     images = test.images.float().numpy()
     labels = test.labels.numpy()
     session = measure.ort_session(folder / "model.onnx", threads)
     program = torch.export.load(str(folder / "model.pt2")).module()
     ort_pred, torch_pred = [], []
-    with measure.torch_threads(threads), torch.inference_mode():
+    # scoring 10,000 images is heavy work too: another export's latency timing waits for it
+    with cores.training(), measure.torch_threads(threads), torch.inference_mode():
         for start in range(0, len(images), BATCH):
             x = images[start:start + BATCH]
             ort_pred.append(session.run(None, {"pixels": x})[0].argmax(1))
             torch_pred.append(program(torch.from_numpy(x)).argmax(1).numpy())
     ort_pred, torch_pred = np.concatenate(ort_pred), np.concatenate(torch_pred)
+    with cores.timing():  # never while another nas process trains or scores on these cores
+        latency = {"onnxruntime": repeated(lambda: measure.onnx_latency(str(folder / "model.onnx"), threads=threads)),
+                   "torch": repeated(lambda: measure.torch_latency(program, threads=threads))}
     return {"test_images": len(labels),
             "test_acc_onnxruntime": float((ort_pred == labels).mean()),
             "test_acc_torch": float((torch_pred == labels).mean()),
             "onnx_torch_agreement": float((ort_pred == torch_pred).mean()),
-            "latency": {"onnxruntime": repeated(lambda: measure.onnx_latency(str(folder / "model.onnx"),
-                                                                             threads=threads)),
-                        "torch": repeated(lambda: measure.torch_latency(program, threads=threads))}}
+            "latency": latency}
 
 
 def repeated(time_once, repeats: int = LATENCY_REPEATS) -> dict:
@@ -211,7 +213,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     """Retrain the chosen trial on train + validation, write the files, score them on the test split."""
     from safetensors.torch import save_file
 
-    from nas import data, measure, models, search, train
+    from nas import cores, data, measure, models, search, train
     from nas.config import DataConfig, Recipe
     from nas.report import plot_study
 
@@ -237,8 +239,9 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     device = train.resolve_device(config.device)
     splits = data.load(data_config, device=device, final=True)  # no test split while anything is chosen
     model = models.build(arch, seed=recipe.seed)
-    trained, result = train.train(model, splits, recipe, device, on_epoch=on_epoch, on_step=on_step,
-                                  checkpoint=checkpoint, compiled=config.compile)
+    with cores.training():
+        trained, result = train.train(model, splits, recipe, device, on_epoch=on_epoch, on_step=on_step,
+                                      checkpoint=checkpoint, compiled=config.compile)
     if result.status == "diverged":
         raise NasError(f"final training diverged ({result.reason}); try --seed or a lower learning rate "
                        f"(the checkpoint is kept; --force starts over)")

@@ -1,7 +1,9 @@
+import fcntl
 import multiprocessing as mp
+import os
 import time
 
-from nas import cores
+from nas import cores, export, measure, models, spaces
 
 
 def _train_for(seconds, started, log):
@@ -26,3 +28,32 @@ def test_timing_waits_for_training_and_trainings_share(tmp_path, monkeypatch):
     events = [log.get() for _ in range(4)]
     ends = [t for name, t in events if name == "train-end"]
     assert len(ends) == 2 and timed_at >= max(ends)  # the timing ran only after both finished
+
+
+def _timing_holds_the_cores(lock_dir) -> bool:
+    """True when some process holds the cores exclusively, as cores.timing() does."""
+    with open(lock_dir / f"nas-{os.getuid()}-cores.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def test_an_export_times_its_files_only_with_the_cores_to_itself(tmp_path, monkeypatch, small):
+    # two exports run side by side: one's latency must not be timed while the other trains or scores
+    monkeypatch.setattr(cores, "LOCK_DIR", tmp_path)
+    seen = []
+
+    def fake_timer(*args, **kwargs):
+        seen.append(_timing_holds_the_cores(tmp_path))
+        return {"median_ms": 1.0, "iqr_ms": 0.0, "runs": 1}
+
+    monkeypatch.setattr(measure, "onnx_latency", fake_timer)
+    monkeypatch.setattr(measure, "torch_latency", fake_timer)
+    model = models.build(spaces.load("simple_cnn").presets["seed-structure-1"]["arch"]).eval()
+    export.write_programs(model, tmp_path)
+    scores = export.score_files(tmp_path, small.val)
+    assert scores["test_images"] == len(small.val) and scores["onnx_torch_agreement"] >= 0.99
+    assert seen and all(seen)  # every timing run held the cores exclusively
