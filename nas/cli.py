@@ -522,8 +522,8 @@ def parser() -> Parser:
                    help="augmentation of the final training: search (default: the trial's), or e.g. "
                         "crop=2,flip=1,cutout=8 over the trial's")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the training step (about 1.3x faster for long runs on a CPU; needs a C++ "
-                        "compiler; the first epoch spends ~30 s compiling)")
+                   help="torch.compile the training step (1.2-1.3x faster for the headline run's trial 78 on a "
+                        "CPU, but 2.9x slower for seed-structure-1: try a few epochs first; needs a C++ compiler)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
     p.add_argument("--data-dir", help="folder with the four IDX files")
     p.add_argument("--out", help="export folder (default studies/<study>/exports/trial-<n>)")
