@@ -42,7 +42,7 @@ class ExportConfig:
     subset: float = 1.0  # fraction of train + validation to train on (tests use a sliver)
     seed: int | None = None  # None: the trial's recipe seed
     augment: str = "search"  # the trial's, or e.g. "crop=2,flip=1,cutout=8" over it
-    compile: bool = False  # torch.compile the training step: measured 1.30x on a 2-core CPU, ~30 s to compile
+    compile: bool = False  # torch.compile the training step: faster for some models, slower for others (README)
     device: str = "auto"
     data_dir: str | None = None
     out: str | None = None  # default studies/<study>/exports/trial-<n>
