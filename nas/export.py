@@ -261,7 +261,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     metrics = {
         "test_acc": scores["test_acc_onnxruntime"], **scores,
         "params": measure.count_params(trained), "macs": measure.count_macs(deployed)[0],  # what runs per image
-        "macs_per_pass": measure.count_macs(trained)[0],  # half of "macs" when the flip TTA runs two passes
+        "macs_per_pass": measure.count_macs(trained)[0],  # half of "macs" when the flip TTA also runs the mirror
         "train_acc": result.history[-1]["train_acc"], "epochs": recipe.epochs, "batch_size": recipe.batch_size,
         "train_seconds": round(result.seconds, 1), "seconds_per_epoch": round(result.seconds / recipe.epochs, 2),
         "train_images": len(splits.train), "precision": result.precision, "device": str(device),

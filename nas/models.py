@@ -82,7 +82,10 @@ class FlipTTA(nn.Module):
         self.model = model
 
     def forward(self, x):
-        return (self.model(x) + self.model(x.flip(3))) / 2
+        # one pass over the image and its mirror stacked into one batch: at batch 1 that costs about
+        # 0.77x two passes with onnxruntime (per-operator overhead dominates small models; README)
+        logits = self.model(torch.cat([x, x.flip(3)]))
+        return (logits[: x.shape[0]] + logits[x.shape[0]:]) / 2
 
 
 def deployable(model: nn.Module, tta_flip: bool) -> nn.Module:

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from nas import augment
+from nas import augment, models
 from nas.config import Recipe
 from nas.data import Split, Splits
 from nas.errors import UsageError
@@ -174,16 +174,13 @@ class EMA:
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, tta_flip: bool, precision: str = "fp32") -> torch.Tensor:
     """Logits for uint8 images, batched; with tta_flip, averaged with the mirrored image's."""
-    model.eval()
+    scored = models.deployable(model, tta_flip).eval()  # the model as shipped
     device = images.device
     out = []
     for start in range(0, len(images), EVAL_BATCH):
         x = images[start:start + EVAL_BATCH].float().contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            logits = model(x).float()
-            if tta_flip:
-                logits = (logits + model(x.flip(3)).float()) / 2
-        out.append(logits)
+            out.append(scored(x).float())
     return torch.cat(out)
 
 
