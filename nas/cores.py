@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from pathlib import Path
 
 LOCK_DIR = Path(os.environ.get("NAS_LOCK_DIR", tempfile.gettempdir()))
@@ -23,8 +24,17 @@ def _lock_file(name: str):
 
 
 @contextlib.contextmanager
-def _held(f, mode):
-    fcntl.flock(f, mode)
+def _held(f, mode, while_waiting=None):
+    if while_waiting is None:
+        fcntl.flock(f, mode)
+    else:
+        while True:
+            try:
+                fcntl.flock(f, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                while_waiting()
+                time.sleep(1)
     try:
         yield
     finally:
@@ -44,8 +54,13 @@ def training():
 
 
 @contextlib.contextmanager
-def timing():
-    """Held while latency is timed: nothing trains meanwhile."""
+def timing(while_waiting=None):
+    """Held while latency is timed: nothing trains meanwhile.
+
+    while_waiting: called about once a second until the lock is ours. A search worker beats its
+    trial's heartbeat there: the wait lasts as long as the longest training in flight, and a silent
+    trial would be taken for dead by the other workers.
+    """
     with _lock_file("turnstile") as turnstile, _lock_file("cores") as cores:
-        with _held(turnstile, fcntl.LOCK_EX), _held(cores, fcntl.LOCK_EX):
+        with _held(turnstile, fcntl.LOCK_EX, while_waiting), _held(cores, fcntl.LOCK_EX, while_waiting):
             yield

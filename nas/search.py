@@ -396,10 +396,15 @@ class Search:
 
     def _guarded(self, trial, arch: dict, recipe: Recipe, reference: bool = False) -> str:
         """evaluate(), but a trial that dies (Ctrl-C, a crash) is marked failed with its reason, not left running."""
+        import optuna
         from optuna.trial import TrialState
 
         try:
             return self.evaluate(trial, arch, recipe, reference)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # another worker took this trial for dead and requeued its parameters: nothing left to do here
+            self.events("end", number=trial.number, kind="failed", reason="taken for dead by another worker; queued again")
+            return "failed"
         except BaseException as e:
             interrupted = isinstance(e, KeyboardInterrupt)
             reason = "interrupted" if interrupted else f"{type(e).__name__}: {e}"
@@ -449,7 +454,15 @@ class Search:
 
         model = models.build(arch, seed=recipe.seed)
         params, (macs, uncounted) = measure.count_params(model), measure.count_macs(model)
-        with cores.timing():  # never while a trial trains on these cores
+        last_beat = time.monotonic()
+
+        def beat():  # the trial is alive while it waits for the cores, however long the trainings in flight take
+            nonlocal last_beat
+            if time.monotonic() - last_beat > HEARTBEAT:
+                self.study._storage.record_heartbeat(trial._trial_id)
+                last_beat = time.monotonic()
+
+        with cores.timing(while_waiting=beat):  # never while a trial trains on these cores
             # timed as deployed: the flip test-time augmentation the accuracy relies on runs too
             latency = measure.latency(models.deployable(model, recipe.tta_flip), backend=self.config.latency_backend,
                                       threads=self.config.latency_threads)
@@ -488,14 +501,9 @@ class Search:
                      self.study.get_trials(deepcopy=False) if f"rung_{epoch}" in t.user_attrs]
             return not self.pruner.keeps((metrics["val_acc"], *cost_values), peers)
 
-        last_beat = time.monotonic()
-
         def on_step(epoch, step, steps):
-            nonlocal last_beat
             self._check_stop()  # a safe point: between two optimiser steps, no storage call in flight
-            if time.monotonic() - last_beat > HEARTBEAT:
-                self.study._storage.record_heartbeat(trial._trial_id)
-                last_beat = time.monotonic()
+            beat()
             self.events("step", epoch=epoch, step=step, steps=steps)
 
         with cores.training():

@@ -30,6 +30,22 @@ def test_timing_waits_for_training_and_trainings_share(tmp_path, monkeypatch):
     assert len(ends) == 2 and timed_at >= max(ends)  # the timing ran only after both finished
 
 
+def test_a_waiting_timing_keeps_calling_back_until_the_training_ends(tmp_path, monkeypatch):
+    """A search worker beats its trial's heartbeat there, or the other workers take the trial for dead."""
+    monkeypatch.setattr(cores, "LOCK_DIR", tmp_path)
+    ctx = mp.get_context("fork")
+    log, started = ctx.Queue(), ctx.Event()
+    trainer = ctx.Process(target=_train_for, args=(2.5, started, log))
+    trainer.start()
+    assert started.wait(10)
+    calls = []
+    with cores.timing(while_waiting=lambda: calls.append(time.monotonic())):
+        timed_at = time.monotonic()
+    trainer.join()
+    _, end = [log.get() for _ in range(2)][1]
+    assert len(calls) >= 2 and timed_at >= end
+
+
 def _timing_holds_the_cores(lock_dir) -> bool:
     """True when some process holds the cores exclusively, as cores.timing() does."""
     with open(lock_dir / f"nas-{os.getuid()}-cores.lock", "a+") as f:

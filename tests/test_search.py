@@ -147,6 +147,21 @@ def test_single_objective_prunes_before_the_last_epoch_never_at_it(tmp_path, sma
     assert [t.state for t in last_only.study.trials] == [TrialState.COMPLETE] * 3
 
 
+def test_a_trial_taken_for_dead_by_another_worker_does_not_stop_this_one(tmp_path, small):
+    """Another worker may fail (and requeue) a trial it thinks dead; its own worker must carry on."""
+    from nas import spaces
+    from nas.config import Recipe
+
+    config = search.SearchConfig(space=TINY, study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=1, epochs=1)
+    runner = search.Search(config)
+    runner.splits = small
+    trial = runner._ask()
+    arch, recipe = spaces.sample(trial, runner.space), spaces.sample_recipe(trial, runner.space, Recipe(epochs=1))
+    runner.study.tell(trial.number, state=TrialState.FAIL)  # what the other worker's stale-trial check does
+    assert runner._guarded(trial, arch, recipe) == "failed"
+    assert runner.run()["trained"] == 1  # and the worker goes on to the next trial
+
+
 def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
     import signal
     import subprocess
