@@ -463,7 +463,7 @@ class Search:
                 last_beat = time.monotonic()
 
         with cores.timing(while_waiting=beat):  # never while a trial trains on these cores
-            # timed as deployed: the flip test-time augmentation the accuracy relies on runs too
+            # timed as deployed: with the flip test-time augmentation when the recipe uses it
             latency = measure.latency(models.deployable(model, recipe.tta_flip), backend=self.config.latency_backend,
                                       threads=self.config.latency_threads)
         trial.set_user_attr("params", params)
