@@ -518,9 +518,9 @@ def parser() -> Parser:
     p.add_argument("--epochs", type=int, default=30, help="final training epochs")
     p.add_argument("--subset", type=float, default=1.0, help="fraction of train + validation to train on")
     p.add_argument("--seed", type=int, help="training seed (default: the trial's)")
-    p.add_argument("--augment", default="search",
-                   help="augmentation of the final training: search (default: the trial's), or e.g. "
-                        "crop=2,flip=1,cutout=8 over the trial's")
+    p.add_argument("--augment", default="final",
+                   help="augmentation of the final training: final (default: the trial's, mirroring on where its "
+                        "space allows it), search (the trial's as drawn), or e.g. crop=2,flip=1,cutout=8 over the trial's")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (1.2-1.3x faster for the headline run's trial 78 on a "
                         "CPU, but 2.9x slower for seed-structure-1: try a few epochs first; needs a C++ compiler)")

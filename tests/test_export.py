@@ -137,10 +137,25 @@ def test_the_knee_is_the_front_point_closest_to_the_ideal():
     assert export.knee(front[:1], ["accuracy", "macs"]) is front[0]
 
 
-def test_the_final_augmentation_is_the_trials_unless_asked_otherwise():
-    searched = Augment(crop_pad=0, flip=True, cutout=0)
-    assert export.final_augment(searched, "search") == searched
-    assert export.final_augment(searched, "crop=2,cutout=8") == Augment(crop_pad=2, flip=True, cutout=8)
+def test_the_final_augmentation_mirrors_where_the_space_allows_it_unless_asked_otherwise():
+    drawn = Augment(crop_pad=0, flip=False, cutout=0)
+    assert export.final_augment(drawn, "final", may_mirror=True) == Augment(crop_pad=0, flip=True, cutout=0)
+    assert export.final_augment(drawn, "final", may_mirror=False) == drawn
+    assert export.final_augment(drawn, "search", may_mirror=True) == drawn
+    assert export.final_augment(drawn, "crop=2,cutout=8", may_mirror=True) == Augment(crop_pad=2, flip=False, cutout=8)
+
+
+def test_mirroring_is_allowed_only_where_the_space_could_draw_it():
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    def trial(**distributions):
+        params = {k: d.choices[0] for k, d in distributions.items()}
+        return optuna.trial.create_trial(params=params, distributions=distributions, value=0.9)
+
+    assert export.mirroring_allowed(trial(aug_flip=CategoricalDistribution([False, True])))
+    assert not export.mirroring_allowed(trial(aug_flip=CategoricalDistribution([False])))
+    assert not export.mirroring_allowed(trial(lr=CategoricalDistribution([0.1])))  # the space fixes flip
 
 
 def test_evaluate_refuses_a_folder_that_is_not_an_export(nas_cli, tmp_path):
