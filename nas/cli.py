@@ -489,7 +489,8 @@ def parser() -> Parser:
     p.add_argument("--subset", type=float, default=d["subset"].default, help="fidelity: fraction of the training split")
     p.add_argument("--sampler", choices=SAMPLERS, default=d["sampler"].default)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--with-presets", action="store_true", help="train the space's presets first as reference trials")
+    p.add_argument("--with-presets", action="store_true",
+                   help="train the space's presets (those inside the limits) first as reference trials")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes sharing the study and the cores")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or cuda:0,cuda:1 (one worker per GPU); "
@@ -548,6 +549,9 @@ def parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # `kill` (SIGTERM) stops like Ctrl-C: the running trial is failed and queued again, and a search's
+    # worker processes are stopped with it instead of training on as orphans
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return args.func(args)
     except NasError as e:

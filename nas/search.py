@@ -77,7 +77,7 @@ class SearchConfig:
     n_min: int = 5  # trials that must reach a rung before it prunes
     sampler: str = "tpe"
     seed: int = 0
-    with_presets: bool = False  # train the space's presets as reference trials first
+    with_presets: bool = False  # train the space's presets (those inside the limits) as reference trials first
     timeout: float | None = None  # seconds; stop starting new trials after this
     device: str = "auto"
     latency_backend: str = "onnxruntime"
@@ -384,9 +384,9 @@ class Search:
         return trial
 
     def _run_presets(self):
-        done = {t.user_attrs.get("preset") for t in self.study.get_trials(deepcopy=False)}
         for name, preset in self.space.presets.items():
-            if name in done:
+            # asked afresh before each preset: another worker may have taken it meanwhile
+            if name in {t.user_attrs.get("preset") for t in self.study.get_trials(deepcopy=False)}:
                 continue
             trial = self._ask()
             trial.set_user_attr("preset", name)
@@ -473,7 +473,8 @@ class Search:
         costs = {"params": params, "macs": macs, "latency_ms": latency["median_ms"]}
         # > 0: over the limit, by that fraction
         record_constraints(trial, {name: costs[name] / limit - 1 for name, limit in self.config.limits().items()})
-        if any(costs[n] > limit for n, limit in self.config.limits().items()) and not reference:
+        # a preset over a limit too: training it would spend the search's budget on a model it cannot pick
+        if any(costs[n] > limit for n, limit in self.config.limits().items()):
             trial.set_user_attr("kind", "infeasible")
             self.study.tell(trial, self._values(0.0, params, macs, latency["median_ms"]))
             self.events("end", number=trial.number, kind="infeasible", costs=costs)
@@ -558,8 +559,11 @@ def worker_devices(spec: str, jobs: int, gpus: int) -> list[str]:
 
 
 def _worker(config: SearchConfig, index: int, jobs: int, queue) -> None:
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # run_workers' terminate(): fail and requeue the trial
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))  # share the cores, do not oversubscribe
     try:
         Search(config, events=lambda event, **info: queue.put((event, {**info, "worker": index})), worker=index).run()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from nas import search
@@ -58,6 +59,20 @@ def test_over_the_limit_is_recorded_infeasible_and_never_trained(nas_cli, tmp_pa
         assert t.user_attrs["params"] > 1200 and t.constraints["params"] > 0
         assert t.number not in {b.number for b in study.best_trials}
     assert search.counts(study)["trained"] == 2
+
+
+def test_a_preset_over_a_limit_is_recorded_infeasible_not_trained(nas_cli, tmp_path):
+    space = yaml.safe_load(Path(TINY).read_text())
+    big = {"block": "plain", "depth": 1, "width": 64, "kernel": 3, "se": False, "downsample": True}
+    space["presets"]["big"] = {"arch": {**space["presets"]["smallest"]["arch"], "stages": [big]}}
+    (tmp_path / "with_big.yaml").write_text(yaml.safe_dump(space))
+    out = nas_cli("search", "--space", str(tmp_path / "with_big.yaml"), "--study", "t", "--storage",
+                  f"sqlite:///{tmp_path}/s.db", "--trials", "1", "--max-params", "1.2k", "--with-presets", *FAST)
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path}/s.db")
+    big_trial, = [t for t in study.trials if t.user_attrs.get("preset") == "big"]
+    assert big_trial.user_attrs["kind"] == "infeasible" and "curve" not in big_trial.user_attrs
+    assert big_trial.user_attrs["params"] > 1200
 
 
 def test_resume_reaches_the_count_and_keeps_what_was_done(nas_cli, tmp_path):

@@ -31,6 +31,13 @@ def test_resnet_presets_match_the_seed_within_2_percent(preset, target):
     assert abs(params - target) / target < 0.02, params
 
 
+def test_the_full_resolution_preset_is_the_benchmarked_resnet_inside_the_params_limit():
+    preset = spaces.load("resnet_like").presets["full-res-resnet"]
+    benchmarked = json.loads((Path(__file__).parents[1] / "benchmarks/archs/basic-16-128.json").read_text())
+    assert {**preset["arch"], "family": "resnet_like"} == benchmarked
+    assert measure.count_params(models.build(preset["arch"])) < 1_000_000
+
+
 def test_structure_1_is_the_seed_drawing():
     model = models.build(spaces.load("simple_cnn").presets["seed-structure-1"]["arch"])
     convs = [m for m in model.modules() if m.__class__.__name__ == "Conv2d"]

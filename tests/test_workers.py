@@ -95,6 +95,33 @@ def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_fini
     assert c["trained"] == 2 and c["running"] == 0
 
 
+def test_sigterm_stops_a_two_worker_search_with_its_workers_and_queues_their_trials_again(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    proc = subprocess.Popen(search_cmd(storage, "t", 50, "--jobs", "2", "--epochs", "50", "--subset", "0.02"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline, training = time.monotonic() + 180, []
+    while not training and time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="t", storage=storage)
+        except KeyError:
+            continue
+        training = [t for t in study.trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve")]
+    assert training, "no trial was caught training"
+    workers = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    for pid in workers:  # none trains on as an orphan
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert search.counts(study)["running"] == 0
+    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert interrupted and all(t.user_attrs["fail_reason"] == "interrupted" for t in interrupted)
+    queued = {tuple(sorted(t.system_attrs["fixed_params"].items())) for t in study.trials if t.state == TrialState.WAITING}
+    assert all(tuple(sorted(t.params.items())) in queued for t in interrupted)
+
+
 def test_a_diverging_trial_is_failed_with_its_reason_and_the_search_goes_on(tmp_path, small):
     space = tmp_path / "wild.yaml"
     space.write_text(Path(TINY_SPACE).read_text().replace("lr: {low: 0.1, high: 0.4, log: true}",
