@@ -112,6 +112,7 @@ def test_sigterm_stops_a_two_worker_search_with_its_workers_and_queues_their_tri
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in stderr
+
     def alive(pid):
         return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
