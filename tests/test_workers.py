@@ -114,7 +114,10 @@ def test_sigterm_stops_a_two_worker_search_with_its_workers_and_queues_their_tri
     assert proc.returncode == 130 and "Traceback" not in stderr
 
     def alive(pid):
-        return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+        try:  # the process may be reaped between checks, so read its status once
+            return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return False
 
     deadline = time.monotonic() + 30  # multiprocessing's resource tracker leaves a moment after the workers
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
