@@ -390,6 +390,17 @@ class Search:
                 continue
             trial = self._ask()
             trial.set_user_attr("preset", name)
+            # claimed, then checked again: workers that start together all pass the check above, and
+            # only the lowest-numbered claim trains it
+            first = min(t.number for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get("preset") == name)
+            if first != trial.number:
+                from optuna.trial import TrialState
+
+                reason = f"preset {name} was claimed at the same moment by trial {first}, which takes it"
+                trial.set_user_attr("fail_reason", reason)
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.events("end", number=trial.number, kind="failed", reason=reason)
+                continue
             recipe = Recipe.from_dict({**Recipe(epochs=self.config.epochs, seed=self.config.seed).to_dict(),
                                        **(preset.get("recipe") or {})})
             self._guarded(trial, preset["arch"], recipe, reference=True)

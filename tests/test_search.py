@@ -177,6 +177,27 @@ def test_a_trial_taken_for_dead_by_another_worker_does_not_stop_this_one(tmp_pat
     assert runner.run()["trained"] == 1  # and the worker goes on to the next trial
 
 
+def test_a_preset_claimed_by_two_workers_at_once_is_trained_by_one(tmp_path, small):
+    """Workers started together all find a preset unclaimed; the later claim steps back without training."""
+    config = search.SearchConfig(space=TINY, study="c", storage=f"sqlite:///{tmp_path}/c.db", trials=1, epochs=1,
+                                 with_presets=True)
+    first, second = search.Search(config), search.Search(config)
+    second.splits = small
+    ask = second._ask
+
+    def first_claims_meanwhile():  # between the second worker's check and its own claim
+        first._ask().set_user_attr("preset", "smallest")
+        return ask()
+
+    second._ask = first_claims_meanwhile
+    second._run_presets()
+    claimed, stepped_back = second.study.get_trials(deepcopy=False)
+    assert claimed.user_attrs["preset"] == stepped_back.user_attrs["preset"] == "smallest"
+    assert claimed.state == TrialState.RUNNING  # still the first worker's to train
+    assert stepped_back.state == TrialState.FAIL and "train_seconds" not in stepped_back.user_attrs
+    assert f"claimed at the same moment by trial {claimed.number}" in stepped_back.user_attrs["fail_reason"]
+
+
 def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
     import signal
     import subprocess
