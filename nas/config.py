@@ -45,6 +45,7 @@ class Recipe:
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.optimizer in ("sgd", "adamw"), "optimizer must be 'sgd' or 'adamw'"),
             (self.lr > 0, "lr must be > 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (self.schedule in ("onecycle", "cosine"), "schedule must be 'onecycle' or 'cosine'"),
             (0 <= self.warmup < 1, "warmup must be a fraction in [0, 1)"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),

@@ -94,5 +94,7 @@ def test_bad_recipe_is_a_user_error():
 
     with pytest.raises(UsageError, match="optimizer must be"):
         Recipe(optimizer="lamb")
+    with pytest.raises(UsageError, match="weight_decay must be >= 0"):  # `nas train --weight-decay -1`
+        Recipe(weight_decay=-1e-4)
     with pytest.raises(UsageError, match="unknown key 'lrate'"):
         Recipe.from_dict({"lrate": 0.1})
