@@ -54,6 +54,29 @@ def random_cutout(x: torch.Tensor, size: int, generator: torch.Generator | None 
     return x.masked_fill(erase, 0)
 
 
+def cutmix(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix: with probability p, paste a random box of the next sample in the batch into each sample.
+
+    Returns (images, own): own[i] is the share of sample i's pixels still its own, the weight of its
+    label in the loss (the rest goes to the next sample's label, in nas/train.py). The batch is
+    already in random order, so the next sample is a random partner. Box area ~ uniform (Beta(1, 1)).
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+    mixed = torch.rand(b, device=dev, generator=generator) < p
+    side = torch.rand(b, device=dev, generator=generator).sqrt()  # box side / image side
+    hs, ws = (side * h).long(), (side * w).long()
+    top = torch.randint(0, h, (b,), device=dev, generator=generator) - hs // 2
+    left = torch.randint(0, w, (b,), device=dev, generator=generator) - ws // 2
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < (top + hs)[:, None]) & mixed[:, None]  # [B, H]
+    in_cols = (cols >= left[:, None]) & (cols < (left + ws)[:, None])  # [B, W]
+    box = in_rows[:, None, :, None] & in_cols[:, None, None, :]  # clipped at the borders
+    own = 1 - in_rows.sum(1) * in_cols.sum(1) / (h * w)
+    return torch.where(box, x.roll(1, 0), x), own
+
+
 def apply(x: torch.Tensor, policy: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
     """The training-time policy: translate, mirror, erase."""
     x = random_crop(x, policy.crop_pad, generator)

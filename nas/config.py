@@ -19,6 +19,7 @@ class Augment:
     crop_pad: int = 2  # pixels of zero padding for random translation; 0 = off
     flip: bool = True  # random horizontal flip with probability 1/2
     cutout: int = 0  # side in pixels of a random erased square; 0 = off
+    cutmix: float = 0.0  # probability that a sample gets a random box pasted from its batch neighbour; 0 = off
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Recipe:
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (0 <= self.ema < 1, "ema must be a decay in [0, 1)"),
             (self.augment.crop_pad >= 0 and self.augment.cutout >= 0, "augment sizes must be >= 0"),
+            (0 <= self.augment.cutmix <= 1, "augment cutmix must be a probability in [0, 1]"),
         ]
         for ok, rule in checks:
             if not ok:
@@ -73,14 +75,15 @@ class Recipe:
 
 
 def parse_augment(text: str, flag: str) -> dict:
-    """'crop=2,flip=1,cutout=8' -> {'crop_pad': 2, 'flip': True, 'cutout': 8}."""
-    names = {"crop": "crop_pad", "crop_pad": "crop_pad", "flip": "flip", "cutout": "cutout"}
+    """'crop=2,flip=1,cutout=8,cutmix=0.5' -> {'crop_pad': 2, 'flip': True, 'cutout': 8, 'cutmix': 0.5}."""
+    names = {"crop": "crop_pad", "crop_pad": "crop_pad", "flip": "flip", "cutout": "cutout", "cutmix": "cutmix"}
     out = {}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
-        if key not in names or not value.isdigit():
-            raise UsageError(f"{flag} {text!r}: expected e.g. crop=2,flip=1,cutout=8")
-        out[names[key]] = bool(int(value)) if key == "flip" else int(value)
+        number = value.replace(".", "", 1) if key == "cutmix" else value
+        if key not in names or not number.isdigit():
+            raise UsageError(f"{flag} {text!r}: expected e.g. crop=2,flip=1,cutout=8,cutmix=0.5")
+        out[names[key]] = float(value) if key == "cutmix" else bool(int(value)) if key == "flip" else int(value)
     return out
 
 

@@ -224,7 +224,7 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     steps = n // batch  # drop the ragged last batch: steady shapes, steady BN statistics
     total = steps * recipe.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, recipe))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="none")
     ema = EMA(model, recipe.ema) if recipe.ema > 0 else None
     result = TrainResult(status="completed", precision=precision)
     first = 1
@@ -240,11 +240,17 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
         for step in range(steps):
             idx = order[step * batch:(step + 1) * batch]
             x = augment.apply(images[idx], recipe.augment, gen)
-            x = x.float().contiguous(memory_format=torch.channels_last)
             y = labels[idx]
+            own = None
+            if recipe.augment.cutmix:
+                x, own = augment.cutmix(x, recipe.augment.cutmix, gen)
+            x = x.float().contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
                 logits = forward(x)
-                loss = loss_fn(logits.float(), y)
+                per_sample = loss_fn(logits.float(), y)
+                if own is not None:  # CutMix: each label weighted by its share of the pixels
+                    per_sample = own * per_sample + (1 - own) * loss_fn(logits.float(), y.roll(1, 0))
+                loss = per_sample.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -54,3 +54,25 @@ def test_policy_keeps_dtype_and_shape():
     out = augment.apply(x, Augment(crop_pad=2, flip=True, cutout=8))
     assert out.dtype == torch.uint8 and out.shape == x.shape
     assert torch.equal(augment.apply(x, Augment(crop_pad=0, flip=False, cutout=0)), x)
+
+
+def test_cutmix_pastes_a_box_of_the_neighbour_and_reports_each_samples_own_share():
+    # sample i is filled with the value i, so every pixel tells whose it is
+    x = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1).expand(64, 1, 28, 28).contiguous()
+    out, own = augment.cutmix(x, 1.0, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    from_self = (out == x).flatten(1).float().mean(1)
+    from_neighbour = (out == x.roll(1, 0)).flatten(1).float().mean(1)
+    assert torch.allclose(from_self, own) and torch.allclose(from_self + from_neighbour, torch.ones(64))
+    assert own.min() < 0.5 and len(set(own.tolist())) > 30  # each sample has its own box
+
+
+def test_cutmix_off_leaves_the_batch_and_full_label_weights():
+    x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
+    out, own = augment.cutmix(x, 0.0)
+    assert torch.equal(out, x) and torch.equal(own, torch.ones(16))
+
+
+def test_augment_flag_reads_a_cutmix_probability():
+    from nas.config import parse_augment
+    assert parse_augment("crop=2,cutmix=0.5", "--augment") == {"crop_pad": 2, "cutmix": 0.5}

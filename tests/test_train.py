@@ -22,6 +22,14 @@ def test_tiny_model_learns_on_real_images(small):
     assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-6)  # the one-cycle ends at zero
 
 
+def test_tiny_model_learns_with_cutmix(small):
+    # every sample mixed: the loss splits each sample's weight between its own and its neighbour's label
+    recipe = FAST.replace(epochs=6, augment=Augment(crop_pad=2, flip=True, cutmix=1.0))
+    _, result = train.train(models.build(TINY), small, recipe, device="cpu")
+    assert result.status == "completed" and result.val_acc > 0.3
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
 def test_fixed_seed_reproduces(small):
     runs = [train.train(models.build(TINY), small, FAST.replace(epochs=1), device="cpu", precision="fp32")[1]
             for _ in range(2)]
@@ -96,5 +104,7 @@ def test_bad_recipe_is_a_user_error():
         Recipe(optimizer="lamb")
     with pytest.raises(UsageError, match="weight_decay must be >= 0"):  # `nas train --weight-decay -1`
         Recipe(weight_decay=-1e-4)
+    with pytest.raises(UsageError, match="cutmix must be a probability"):  # `--augment cutmix=5`
+        Recipe(augment=Augment(cutmix=5.0))
     with pytest.raises(UsageError, match="unknown key 'lrate'"):
         Recipe.from_dict({"lrate": 0.1})
