@@ -246,10 +246,10 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
                 x, own = augment.cutmix(x, recipe.augment.cutmix, gen)
             x = x.float().contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
-                logits = forward(x)
-                per_sample = loss_fn(logits.float(), y)
+                logits = forward(x).float()
+                per_sample = loss_fn(logits, y)
                 if own is not None:  # CutMix: each label weighted by its share of the pixels
-                    per_sample = own * per_sample + (1 - own) * loss_fn(logits.float(), y.roll(1, 0))
+                    per_sample = own * per_sample + (1 - own) * loss_fn(logits, y.roll(1, 0))
                 loss = per_sample.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
