@@ -45,13 +45,16 @@ def random_cutout(x: torch.Tensor, size: int, generator: torch.Generator | None 
     b, _, h, w = x.shape
     cy = torch.randint(0, h, (b,), device=x.device, generator=generator)
     cx = torch.randint(0, w, (b,), device=x.device, generator=generator)
-    top, left = cy - size // 2, cx - size // 2
-    rows = torch.arange(h, device=x.device)[None, :]
-    cols = torch.arange(w, device=x.device)[None, :]
-    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)  # [B, H]
-    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)  # [B, W]
-    erase = in_rows[:, None, :, None] & in_cols[:, None, None, :]
-    return x.masked_fill(erase, 0)
+    return x.masked_fill(box_mask(h, w, cy - size // 2, cx - size // 2, size, size), 0)
+
+
+def box_mask(h: int, w: int, top: torch.Tensor, left: torch.Tensor, height, width) -> torch.Tensor:
+    """[B, 1, H, W] mask of one box per sample (top-left corner, height, width), clipped at the borders."""
+    rows = torch.arange(h, device=top.device)[None, :]
+    cols = torch.arange(w, device=top.device)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < (top + height)[:, None])  # [B, H]
+    in_cols = (cols >= left[:, None]) & (cols < (left + width)[:, None])  # [B, W]
+    return in_rows[:, None, :, None] & in_cols[:, None, None, :]
 
 
 def cutmix(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,12 +71,8 @@ def cutmix(x: torch.Tensor, p: float, generator: torch.Generator | None = None) 
     hs, ws = (side * h).long(), (side * w).long()
     top = torch.randint(0, h, (b,), device=dev, generator=generator) - hs // 2
     left = torch.randint(0, w, (b,), device=dev, generator=generator) - ws // 2
-    rows = torch.arange(h, device=dev)[None, :]
-    cols = torch.arange(w, device=dev)[None, :]
-    in_rows = (rows >= top[:, None]) & (rows < (top + hs)[:, None]) & mixed[:, None]  # [B, H]
-    in_cols = (cols >= left[:, None]) & (cols < (left + ws)[:, None])  # [B, W]
-    box = in_rows[:, None, :, None] & in_cols[:, None, None, :]  # clipped at the borders
-    own = 1 - in_rows.sum(1) * in_cols.sum(1) / (h * w)
+    box = box_mask(h, w, top, left, hs, ws) & mixed[:, None, None, None]
+    own = 1 - box.sum((1, 2, 3)) / (h * w)
     return torch.where(box, x.roll(1, 0), x), own
 
 
