@@ -327,7 +327,7 @@ def cmd_plot(args) -> int:
 
 # ---------------------------------------------------------------- nas export / evaluate / dashboard
 
-def epoch_bar(epochs: int):
+def epoch_bar(epochs: int | None):
     """A rich progress bar for a training run, with callbacks for train.train()."""
     from rich.progress import (
         BarColumn,
@@ -337,8 +337,8 @@ def epoch_bar(epochs: int):
         TimeRemainingColumn,
     )
 
-    bar = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=err)
+    label = "epoch {task.fields[epoch]}" + ("/{task.fields[epochs]}" if epochs else "")
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err)
     task = bar.add_task("train", total=1, epoch=1, epochs=epochs)
 
     def on_step(epoch, step, steps):
@@ -358,12 +358,15 @@ def cmd_export(args) -> int:
     from nas.report import fmt_count
 
     config = export.ExportConfig(study=args.study, storage=study_args(args)[1], trial=args.trial, pick=args.pick,
-                                 epochs=args.epochs, subset=args.subset, seed=args.seed, augment=args.augment,
-                                 compile=args.compile, device=args.device,
+                                 epochs=30 if args.epochs is None else args.epochs, minutes=args.minutes,
+                                 subset=args.subset, seed=args.seed, augment=args.augment, compile=args.compile,
+                                 device=args.device,
                                  data_dir=args.data_dir, out=args.out, force=args.force)
-    if args.epochs < 1 or not 0 < args.subset <= 1:
-        raise UsageError("--epochs must be >= 1 and --subset a fraction in (0, 1]")
-    bar, on_epoch, on_step = epoch_bar(args.epochs)
+    if args.epochs is not None and args.minutes is not None:
+        raise UsageError("--epochs and --minutes both set the length of the training; give one of them")
+    if config.epochs < 1 or (args.minutes is not None and not args.minutes > 0) or not 0 < args.subset <= 1:
+        raise UsageError("--epochs must be >= 1, --minutes > 0 and --subset a fraction in (0, 1]")
+    bar, on_epoch, on_step = epoch_bar(None if args.minutes else config.epochs)
     with bar:
         folder, m = export.export(config, on_epoch, on_step, say=lambda text: err.print(text, highlight=False))
     lat = m["latency"]
@@ -516,7 +519,9 @@ def parser() -> Parser:
     p.add_argument("--trial", type=int, help="trial number (default: chosen by --pick)")
     p.add_argument("--pick", choices=["best", "knee"], default="best",
                    help="best: most accurate trial on the front; knee: the front's balanced point (see README)")
-    p.add_argument("--epochs", type=int, default=30, help="final training epochs")
+    p.add_argument("--epochs", type=int, help="final training epochs (default 30)")
+    p.add_argument("--minutes", type=float, help="train for this many minutes instead of a number of epochs: the "
+                                                 "learning rate follows the clock, so the run ends annealed")
     p.add_argument("--subset", type=float, default=1.0, help="fraction of train + validation to train on")
     p.add_argument("--seed", type=int, help="training seed (default: the trial's)")
     p.add_argument("--augment", default="final",

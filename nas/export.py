@@ -39,6 +39,7 @@ class ExportConfig:
     trial: int | None = None  # None: chosen by `pick`
     pick: str = "best"  # "best": most accurate on the front; "knee": see knee()
     epochs: int = 30  # final training; the search trained each trial for far fewer
+    minutes: float | None = None  # train for this long instead of `epochs` (train.train's time_limit)
     subset: float = 1.0  # fraction of train + validation to train on (tests use a sliver)
     seed: int | None = None  # None: the trial's recipe seed
     augment: str = "final"  # see final_augment: "final", "search" (the trial's), or e.g. "crop=2,cutout=8" over it
@@ -246,22 +247,25 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     data_config = DataConfig(dataset=fidelity["dataset"], data_dir=config.data_dir, val_size=fidelity["val_size"],
                              split_seed=fidelity["split_seed"], subset=config.subset)
     settings = {"study": config.study, "trial": chosen.number, "arch": arch, "recipe": recipe.to_dict(),
-                "data": data_config.__dict__ | {"data_dir": None}}
+                "data": data_config.__dict__ | {"data_dir": None}} | ({"minutes": config.minutes} if config.minutes else {})
     prepare_folder(folder, settings, config.force)
     checkpoint = folder / "checkpoint"
     resumed = json.loads((checkpoint / "state.json").read_text())["epoch"] if (checkpoint / "state.json").exists() else 0
+    length = f"{config.minutes:g} minutes" if config.minutes else f"{recipe.epochs} epochs"
     say(f"exporting trial {chosen.number} of study {config.study}: {models.summary(arch)}; "
-        f"{recipe.epochs} epochs on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
+        f"{length} on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
 
     device = train.resolve_device(config.device)
     splits = data.load(data_config, device=device, final=True)  # no test split while anything is chosen
     model = models.build(arch, seed=recipe.seed)
     with cores.training():
         trained, result = train.train(model, splits, recipe, device, on_epoch=on_epoch, on_step=on_step,
-                                      checkpoint=checkpoint, compiled=config.compile)
+                                      checkpoint=checkpoint, compiled=config.compile,
+                                      time_limit=config.minutes and config.minutes * 60)
     if result.status == "diverged":
         raise NasError(f"final training diverged ({result.reason}); try --seed or a lower learning rate "
                        f"(the checkpoint is kept; --force starts over)")
+    recipe = recipe.replace(epochs=len(result.history))  # what a --minutes run managed (its last epoch cut short)
     trained = trained.float().cpu().to(memory_format=torch.contiguous_format).eval()  # as built, not as trained
     deployed = models.deployable(trained, recipe.tta_flip)
 
@@ -280,6 +284,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
         "params": measure.count_params(trained), "macs": measure.count_macs(deployed)[0],  # what runs per image
         "macs_per_pass": measure.count_macs(trained)[0],  # half of "macs" when the flip TTA also runs the mirror
         "train_acc": result.history[-1]["train_acc"], "epochs": recipe.epochs, "batch_size": recipe.batch_size,
+        "minutes_limit": config.minutes,
         "train_seconds": round(result.seconds, 1), "seconds_per_epoch": round(result.seconds / recipe.epochs, 2),
         "train_images": len(splits.train), "precision": result.precision, "device": str(device),
         "search_val_acc": chosen.values[0], "search_fidelity": chosen.user_attrs.get("fidelity"),

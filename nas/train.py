@@ -8,6 +8,7 @@ where the hardware does bf16 natively (CUDA, or a CPU with AVX512_BF16 / AMX).
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import os
@@ -86,11 +87,11 @@ def restore_state(saved: dict, model, ema, optimizer, schedule, gen, result: Tra
         state = {k.split(".", 2)[2]: v.to(device) for k, v in tensors.items() if k.startswith(f"optim.{i}.")}
         if state:
             optimizer.state[p] = state
+    result.history, result.seconds = saved["history"], saved["seconds"]  # before the lr: a timed schedule reads them
     schedule.last_epoch = saved["schedule_steps"]
     for group, base in zip(optimizer.param_groups, schedule.base_lrs):
         group["lr"] = base * schedule.lr_lambdas[0](schedule.last_epoch)
     gen.set_state(tensors["generator"])
-    result.history, result.seconds = saved["history"], saved["seconds"]
     return saved["epoch"] + 1
 
 
@@ -147,7 +148,18 @@ def lr_factor(step: int, total: int, recipe: Recipe) -> float:
     warm = max(1, int(recipe.warmup * total))
     if step < warm:
         return (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
+    return decay((step - warm) / max(1, total - warm), recipe)
+
+
+def timed_lr_factor(used: float, recipe: Recipe) -> float:
+    """lr_factor for a run with a time limit: `used` is the fraction of the time spent, not of the steps."""
+    if used < recipe.warmup:
+        return used / recipe.warmup
+    return decay(min(1.0, (used - recipe.warmup) / (1 - recipe.warmup)), recipe)
+
+
+def decay(progress: float, recipe: Recipe) -> float:
+    """After the warm-up: 1 at progress 0, 0 at progress 1."""
     if recipe.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
     return 1 - progress
@@ -194,7 +206,7 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
           precision: str = "auto", on_epoch: Callable[[int, dict], bool | None] | None = None,
           on_step: Callable[[int, int, int], None] | None = None,
           eval_epochs: set[int] | None = None, checkpoint: Path | None = None,
-          compiled: bool = False) -> tuple[nn.Module, TrainResult]:
+          compiled: bool = False, time_limit: float | None = None) -> tuple[nn.Module, TrainResult]:
     """Train on data.train, score data.val after every epoch; return (model to evaluate, result).
 
     eval_epochs: score validation only after these epochs (and the last); None = every epoch.
@@ -206,6 +218,9 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     on_step(epoch, step, steps) runs after each optimiser step (progress bars).
     compiled: run the training forward/backward through torch.compile (fuses BatchNorm and activations;
     tens of seconds of compilation up front, so worth it for long runs only; see benchmarks/compile_speed.py).
+    time_limit: seconds of training (compilation included, scoring not): the learning rate follows the
+    clock instead of the step count, so the run ends annealed whatever the machine's speed, and stops when
+    the time is up, its last epoch cut short; recipe.epochs is then ignored. Not reproducible step for step.
     The returned model is the EMA model when recipe.ema > 0.
     """
     device = resolve_device(device) if isinstance(device, str) else device
@@ -223,15 +238,24 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     batch = min(recipe.batch_size, n)
     steps = n // batch  # drop the ragged last batch: steady shapes, steady BN statistics
     total = steps * recipe.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, recipe))
+    result = TrainResult(status="completed", precision=precision)
+    start = time.perf_counter()  # of the current epoch
+
+    def spent() -> float:  # training seconds so far, this epoch included
+        return result.seconds + time.perf_counter() - start
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, recipe) if time_limit is None
+                                                 else timed_lr_factor(spent() / time_limit, recipe))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="none")
     ema = EMA(model, recipe.ema) if recipe.ema > 0 else None
-    result = TrainResult(status="completed", precision=precision)
     first = 1
     if checkpoint and (saved := load_checkpoint(checkpoint)):
         first = restore_state(saved, model, ema, optimizer, schedule, gen, result)
 
-    for epoch in range(first, recipe.epochs + 1):
+    out_of_time = False
+    for epoch in range(first, recipe.epochs + 1) if time_limit is None else itertools.count(first):
+        if time_limit is not None and result.seconds >= time_limit:  # resumed after the time was up
+            break
         model.train()
         start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
@@ -264,18 +288,25 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
             if (step % 20 == 0 or step == steps - 1) and not torch.isfinite(loss_sum):
                 result.status, result.reason = "diverged", f"loss became {loss_sum.item()} in epoch {epoch}, step {step + 1}"
                 return (ema.model if ema else model), result
+            if time_limit is not None and spent() >= time_limit:
+                out_of_time = True
+                break
+        done = step + 1
         seconds = time.perf_counter() - start
         result.seconds += seconds
         scored = ema.model if ema else model
-        scoring = data.val is not None and (eval_epochs is None or epoch in eval_epochs or epoch == recipe.epochs)
-        metrics = {"epoch": epoch, "train_loss": loss_sum.item() / steps, "train_acc": correct.item() / (steps * batch),
+        last = out_of_time or (time_limit is None and epoch == recipe.epochs)
+        scoring = data.val is not None and (eval_epochs is None or epoch in eval_epochs or last)
+        metrics = {"epoch": epoch, "train_loss": loss_sum.item() / done, "train_acc": correct.item() / (done * batch),
                    "val_acc": accuracy(scored, data.val, recipe.tta_flip, precision) if scoring else None,
-                   "seconds": seconds, "lr": optimizer.param_groups[0]["lr"]}
+                   "seconds": seconds, "lr": optimizer.param_groups[0]["lr"], "steps": done}
         result.history.append(metrics)
         if checkpoint:
             save_checkpoint(checkpoint, model, ema, optimizer, schedule, gen, result)
         if on_epoch and on_epoch(epoch, metrics):
             result.status = "stopped"
             break
-    result.images_per_second = len(result.history) * steps * batch / max(result.seconds, 1e-9)
+        if last:
+            break
+    result.images_per_second = sum(h.get("steps", steps) for h in result.history) * batch / max(result.seconds, 1e-9)
     return (ema.model if ema else model), result

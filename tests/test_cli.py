@@ -83,6 +83,8 @@ def test_train_a_random_draw(nas_cli):
     (["train", "--space", "simple_cnn", "--augment", "crop=two"], 2, "--augment"),
     (["train", "--space", "simple_cnn", "--data-dir", "/nonexistent"], 2, "is not a folder"),
     (["train", "--space", "simple_cnn", "--bogus"], 2, "unrecognized arguments"),
+    (["export", "--study", "s", "--epochs", "3", "--minutes", "5"], 2, "--epochs and --minutes"),
+    (["export", "--study", "s", "--minutes", "0"], 2, "--minutes > 0"),
 ])
 def test_bad_input_is_one_line_without_traceback(nas_cli, args, code, message):
     out = nas_cli(*args)

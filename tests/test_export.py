@@ -63,6 +63,18 @@ def test_a_compiled_export_trains_and_its_files_agree(nas_cli, tiny_study, tmp_p
     assert m["test_images"] == 10_000 and m["onnx_torch_agreement"] >= 0.999
 
 
+def test_an_export_given_minutes_records_the_epochs_it_managed(nas_cli, tiny_study, tmp_path):
+    _, storage, name = tiny_study
+    out = nas_cli("export", "--study", name, "--storage", storage, "--minutes", "0.05", "--subset", "0.02",
+                  "--out", str(tmp_path / "e"))
+    assert out.returncode == 0, out.stderr
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    recipe = json.loads((tmp_path / "e" / "arch.json").read_text())["recipe"]
+    assert m["minutes_limit"] == 0.05 and m["train_seconds"] >= 3.0
+    assert m["epochs"] == recipe["epochs"] == len(m["history"]) >= 1
+    assert m["history"][-1]["lr"] < 0.05 * recipe["lr"] * recipe["batch_size"] / 256
+
+
 def test_an_existing_export_is_refused_unless_forced(nas_cli, tiny_study, tmp_path):
     _, storage, name = tiny_study
     args = ["export", "--study", name, "--storage", storage, *QUICK, "--out", str(tmp_path / "e")]

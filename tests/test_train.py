@@ -72,6 +72,24 @@ def test_schedule_warms_up_then_decays():
     assert cos[19] == 1.0 and cos[99] < 0.01
 
 
+def test_a_timed_schedule_follows_the_fraction_of_the_time_spent():
+    r = Recipe(warmup=0.2)
+    assert train.timed_lr_factor(0.0, r) == 0.0 and train.timed_lr_factor(0.1, r) == pytest.approx(0.5)
+    assert train.timed_lr_factor(0.2, r) == 1.0 and train.timed_lr_factor(0.6, r) == pytest.approx(0.5)
+    assert train.timed_lr_factor(1.0, r) == 0.0 and train.timed_lr_factor(1.5, r) == 0.0  # past the limit: still 0
+
+
+def test_a_time_limit_trains_until_the_time_is_up_and_ends_annealed(small):
+    recipe = FAST.replace(epochs=1)  # ignored under a time limit
+    _, result = train.train(models.build(TINY), small, recipe, device="cpu", time_limit=3.0)
+    steps = 512 // 64
+    assert result.status == "completed" and result.seconds >= 3.0 and math.isfinite(result.val_acc)
+    assert len(result.history) > 1 or result.history[0]["steps"] < steps  # the clock ended it, not the epochs
+    assert [h["epoch"] for h in result.history] == list(range(1, len(result.history) + 1))
+    assert result.history[-1]["lr"] < 0.05 * recipe.lr * recipe.batch_size / 256  # annealed when the time ran out
+    assert 1 <= result.history[-1]["steps"] <= steps  # the last epoch may be cut short
+
+
 def test_ema_tracks_the_weights():
     model = torch.nn.Linear(2, 2)
     ema = train.EMA(model, decay=0.5)
