@@ -247,7 +247,9 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     data_config = DataConfig(dataset=fidelity["dataset"], data_dir=config.data_dir, val_size=fidelity["val_size"],
                              split_seed=fidelity["split_seed"], subset=config.subset)
     settings = {"study": config.study, "trial": chosen.number, "arch": arch, "recipe": recipe.to_dict(),
-                "data": data_config.__dict__ | {"data_dir": None}} | ({"minutes": config.minutes} if config.minutes else {})
+                "data": data_config.__dict__ | {"data_dir": None}}
+    if config.minutes:  # only then, so an unfinished export begun before --minutes existed still resumes
+        settings["minutes"] = config.minutes
     prepare_folder(folder, settings, config.force)
     checkpoint = folder / "checkpoint"
     resumed = json.loads((checkpoint / "state.json").read_text())["epoch"] if (checkpoint / "state.json").exists() else 0
