@@ -358,9 +358,10 @@ def cmd_export(args) -> int:
     from nas.report import fmt_count
 
     config = export.ExportConfig(study=args.study, storage=study_args(args)[1], trial=args.trial, pick=args.pick,
-                                 epochs=30 if args.epochs is None else args.epochs, minutes=args.minutes,
-                                 subset=args.subset, seed=args.seed, augment=args.augment, compile=args.compile,
-                                 device=args.device, data_dir=args.data_dir, out=args.out, force=args.force)
+                                 epochs=export.ExportConfig.epochs if args.epochs is None else args.epochs,
+                                 minutes=args.minutes, subset=args.subset, seed=args.seed, augment=args.augment,
+                                 compile=args.compile, device=args.device, data_dir=args.data_dir, out=args.out,
+                                 force=args.force)
     if args.epochs is not None and args.minutes is not None:
         raise UsageError("--epochs and --minutes both set the length of the training; give one of them")
     if config.epochs < 1 or (args.minutes is not None and not args.minutes > 0) or not 0 < args.subset <= 1:
