@@ -37,6 +37,7 @@ class Recipe:
     label_smoothing: float = 0.1  # cross-entropy target smoothing
     ema: float = 0.99  # per-step decay of the weight average used for evaluation; 0 = off
     tta_flip: bool = True  # evaluate on the image and its mirror, average the logits
+    progressive_from: int = 0  # progressive resizing: train at this side (pixels) first, growing to full size; 0 = off
     augment: Augment = field(default_factory=Augment)
     seed: int = 0  # seeds weights, batch order and augmentation
 
@@ -53,6 +54,8 @@ class Recipe:
             (0 <= self.ema < 1, "ema must be a decay in [0, 1)"),
             (self.augment.crop_pad >= 0 and self.augment.cutout >= 0, "augment sizes must be >= 0"),
             (0 <= self.augment.cutmix <= 1, "augment cutmix must be a probability in [0, 1]"),
+            (self.progressive_from == 0 or self.progressive_from >= 8,
+             "progressive_from must be 0 (off) or >= 8 pixels"),
         ]
         for ok, rule in checks:
             if not ok:

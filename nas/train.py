@@ -158,6 +158,18 @@ def timed_lr_factor(used: float, recipe: Recipe) -> float:
     return decay(min(1.0, (used - recipe.warmup) / (1 - recipe.warmup)), recipe)
 
 
+def training_side(progress: float, full: int, recipe: Recipe) -> int:
+    """Progressive resizing: the side images are trained at, `progress` (0-1) into training.
+
+    From recipe.progressive_from, up in steps of 4 pixels, reaching the full side at 3/4 of training so
+    the last quarter (where the lr anneals) sees the images as they are scored. Steps of 4, not 1:
+    each side is one more compilation with --compile."""
+    low = recipe.progressive_from
+    if not low or low >= full or progress >= 0.75:
+        return full
+    return low + 4 * int((full - low) * progress / 0.75 // 4)
+
+
 def decay(progress: float, recipe: Recipe) -> float:
     """After the warm-up: 1 at progress 0, 0 at progress 1."""
     if recipe.schedule == "cosine":
@@ -232,7 +244,9 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     if compiled and device.type == "cpu" and not any(map(shutil.which, (os.environ.get("CXX", "g++"), "clang++"))):
         raise UsageError("--compile needs a C++ compiler and Python's headers on a CPU; install them "
                          "(Debian: apt-get install g++ python3-dev) or leave --compile out")
-    forward = torch.compile(model) if compiled else model  # same parameters: EMA and checkpoints see no difference
+    # same parameters: EMA and checkpoints see no difference. dynamic=False: progressive resizing gives a few
+    # fixed sizes, and one static graph each is faster than one dynamic graph for all
+    forward = torch.compile(model, dynamic=False) if compiled else model
     images, labels = data.train.images, data.train.labels
     n = len(labels)
     batch = min(recipe.batch_size, n)
@@ -258,6 +272,8 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
             break
         model.train()
         start = time.perf_counter()
+        side = training_side(result.seconds / time_limit if time_limit else (epoch - 1) / recipe.epochs,
+                             images.shape[-1], recipe)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         order = torch.randperm(n, device=device, generator=gen)
@@ -268,7 +284,10 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
             own = None
             if recipe.augment.cutmix:
                 x, own = augment.cutmix(x, recipe.augment.cutmix, gen)
-            x = x.float().contiguous(memory_format=torch.channels_last)
+            x = x.float()
+            if side != x.shape[-1]:  # antialiased, as a camera further away would see it
+                x = nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True)
+            x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):
                 logits = forward(x).float()
                 per_sample = loss_fn(logits, y)
@@ -299,7 +318,7 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
         scoring = data.val is not None and (eval_epochs is None or epoch in eval_epochs or last)
         metrics = {"epoch": epoch, "train_loss": loss_sum.item() / done, "train_acc": correct.item() / (done * batch),
                    "val_acc": accuracy(scored, data.val, recipe.tta_flip, precision) if scoring else None,
-                   "seconds": seconds, "lr": optimizer.param_groups[0]["lr"], "steps": done}
+                   "seconds": seconds, "lr": optimizer.param_groups[0]["lr"], "steps": done, "side": side}
         result.history.append(metrics)
         if checkpoint:
             save_checkpoint(checkpoint, model, ema, optimizer, schedule, gen, result)

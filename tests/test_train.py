@@ -30,6 +30,19 @@ def test_tiny_model_learns_with_cutmix(small):
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
+def test_progressive_resizing_grows_to_full_size_for_the_last_quarter(small):
+    r = Recipe(progressive_from=20)
+    sides = [train.training_side(p / 100, 28, r) for p in range(101)]
+    assert sides[0] == 20 and sides[50] == 24 and sides[74] == 24 and sides[75:] == [28] * 26
+    assert sides == sorted(sides) and all(s % 4 == 0 for s in sides)  # steps of 4: few sizes to compile
+    assert train.training_side(0.0, 28, Recipe()) == 28  # off by default
+
+    recipe = FAST.replace(epochs=4, progressive_from=12)
+    _, result = train.train(models.build(TINY), small, recipe, device="cpu")
+    assert [h["side"] for h in result.history] == [12, 16, 20, 28]  # at 0, 1/4, 1/2, 3/4 of the epochs
+    assert result.status == "completed" and result.val_acc > 0.2  # scored at full size
+
+
 def test_fixed_seed_reproduces(small):
     runs = [train.train(models.build(TINY), small, FAST.replace(epochs=1), device="cpu", precision="fp32")[1]
             for _ in range(2)]
@@ -124,5 +137,7 @@ def test_bad_recipe_is_a_user_error():
         Recipe(weight_decay=-1e-4)
     with pytest.raises(UsageError, match="cutmix must be a probability"):  # `--augment cutmix=5`
         Recipe(augment=Augment(cutmix=5.0))
+    with pytest.raises(UsageError, match="progressive_from must be 0"):
+        Recipe(progressive_from=4)
     with pytest.raises(UsageError, match="unknown key 'lrate'"):
         Recipe.from_dict({"lrate": 0.1})
