@@ -20,6 +20,7 @@ LOCK_DIR = Path(os.environ.get("NAS_LOCK_DIR", tempfile.gettempdir()))
 
 
 def _lock_file(name: str):
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)  # NAS_LOCK_DIR may name a folder not made yet
     return open(LOCK_DIR / f"nas-{os.getuid()}-{name}.lock", "a+")
 
 

@@ -30,6 +30,16 @@ def test_timing_waits_for_training_and_trainings_share(tmp_path, monkeypatch):
     assert len(ends) == 2 and timed_at >= max(ends)  # the timing ran only after both finished
 
 
+def test_a_lock_folder_not_made_yet_is_made(tmp_path, monkeypatch):
+    # NAS_LOCK_DIR naming a missing folder once crashed a search on its first timing (GPU check, 2026-11-27)
+    monkeypatch.setattr(cores, "LOCK_DIR", tmp_path / "not" / "yet")
+    with cores.training():
+        pass
+    with cores.timing():
+        pass
+    assert sorted(p.name.split("-")[-1] for p in (tmp_path / "not" / "yet").iterdir()) == ["cores.lock", "turnstile.lock"]
+
+
 def test_a_waiting_timing_keeps_calling_back_until_the_training_ends(tmp_path, monkeypatch):
     """A search worker beats its trial's heartbeat there, or the other workers take the trial for dead."""
     monkeypatch.setattr(cores, "LOCK_DIR", tmp_path)
