@@ -257,6 +257,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     say(f"exporting trial {chosen.number} of study {config.study}: {models.summary(arch)}; "
         f"{length} on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
 
+    commit = git_commit()  # the code that trains, not whatever is checked out when the files are written
     device = train.resolve_device(config.device)
     splits = data.load(data_config, device=device, final=True)  # no test split while anything is chosen
     model = models.build(arch, seed=recipe.seed)
@@ -292,7 +293,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
         "search_val_acc": chosen.values[0], "search_fidelity": chosen.user_attrs.get("fidelity"),
         "classes": splits.classes, "input": INPUT, "output": OUTPUT, "tta_flip": recipe.tta_flip,
         "history": result.history,
-        "provenance": {"versions": versions(), "git_commit": git_commit(), "study": config.study,
+        "provenance": {"versions": versions(), "git_commit": commit, "study": config.study,
                        "storage": search.redact(config.storage), "trial": chosen.number, "recipe_seed": recipe.seed,
                        "split_seed": data_config.split_seed, "dataset": data_config.dataset,
                        "dataset_files_sha256": {**splits.files, **test_files},
