@@ -2,9 +2,9 @@
 
 Trains the network of an export folder with its recipe ("base") and with each --variant (recipe keys
 changed), once per seed, on the training split, and scores the validation split (the test split is
-not read). Runs --parallel trainings at once, each in its own process: on a GPU they share the card,
-so use --epochs there (a clock would give each run whatever the others leave it); on a CPU run one at
-a time. Prints one row per run and the mean and spread per variant.
+not read). Runs --parallel trainings at once, each in its own process: on a GPU they share the card
+(with --minutes, each gets a similar share and prints the epochs it managed); on a CPU run one at a
+time. Prints one row per run and the mean and spread per variant.
 
     python benchmarks/recipe_variants.py studies/fmnist-acc5/exports/trial-3-m120 --epochs 220 --seeds 0,1 \\
         --variant cutmix augment.cutmix=0.5 --variant ls0.2 label_smoothing=0.2 --device cuda --parallel 6
