@@ -24,47 +24,19 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from nas import data, models, train
 from nas.config import DataConfig, Recipe
 
 
-@torch.no_grad()
 def recompute_batchnorm(model: nn.Module, images: torch.Tensor, precision: str) -> nn.Module:
-    """BatchNorm running statistics of `model` re-measured over `images` (un-augmented): a plain mean."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in norms:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over the batches below
-    model.train()
-    for start in range(0, len(images), train.EVAL_BATCH):
-        x = images[start:start + train.EVAL_BATCH].float().contiguous(memory_format=torch.channels_last)
-        with train.autocast(images.device, precision):
-            model(x)
+    """BatchNorm statistics re-measured over `images` (un-augmented), in the trainer's precision."""
+    batches = (images[s:s + train.EVAL_BATCH].float().contiguous(memory_format=torch.channels_last)
+               for s in range(0, len(images), train.EVAL_BATCH))
+    with train.autocast(images.device, precision):
+        update_bn(batches, model)
     return model.eval()
-
-
-class TailAverage:
-    """Running mean of a model's floating-point state, one sample per call of add()."""
-
-    def __init__(self):
-        self.mean: dict[str, torch.Tensor] | None = None
-        self.count = 0
-
-    @torch.no_grad()
-    def add(self, model: nn.Module) -> None:
-        state = {k: v.detach().float().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
-        self.count += 1
-        if self.mean is None:
-            self.mean = state
-        else:
-            for k, v in state.items():
-                self.mean[k] += (v - self.mean[k]) / self.count
-
-    def model_like(self, model: nn.Module) -> nn.Module:
-        averaged = copy.deepcopy(model)
-        averaged.load_state_dict({**averaged.state_dict(), **self.mean})
-        return averaged
 
 
 def main() -> None:
@@ -84,7 +56,7 @@ def main() -> None:
     recipe = Recipe.from_dict(saved["recipe"]).replace(seed=args.seed)
     splits = data.load(DataConfig(subset=args.subset), device="cpu")  # validation: the test split is not read
     decays = [float(d) for d in args.decays.split(",") if d]
-    tails = {float(t): TailAverage() for t in args.tails.split(",") if t}
+    tails: dict[float, AveragedModel | None] = {float(t): None for t in args.tails.split(",") if t}
     limit = args.minutes * 60
     print(f"{args.export}: {args.minutes:g} min of training on {len(splits.train.labels):,} images, seed {args.seed}, "
           f"trainer EMA {recipe.ema}, extra EMAs {decays}, tails {list(tails)}; "
@@ -103,9 +75,11 @@ def main() -> None:
     def on_epoch(epoch: int, metrics: dict) -> None:
         nonlocal spent
         spent += metrics["seconds"]
-        for fraction, tail in tails.items():
+        for fraction in tails:
             if spent >= (1 - fraction) * limit:
-                tail.add(model)
+                if tails[fraction] is None:
+                    tails[fraction] = AveragedModel(model)  # a uniform running mean of the weights
+                tails[fraction].update_parameters(model)
         print(f"epoch {epoch}: train acc {metrics['train_acc']:.4f}, {metrics['seconds']:.1f} s, "
               f"{spent / 60:.1f} min", flush=True)
 
@@ -118,8 +92,9 @@ def main() -> None:
     readouts[f"trainer EMA {recipe.ema}, BN recomputed"] = recompute_batchnorm(
         copy.deepcopy(trainer_ema), splits.train.images, precision)
     for fraction, tail in tails.items():
-        readouts[f"tail average, last {fraction:g} ({tail.count} epochs), BN recomputed"] = recompute_batchnorm(
-            tail.model_like(model), splits.train.images, precision)
+        if tail is not None:  # a weight average has no BatchNorm statistics of its own
+            readouts[f"tail average, last {fraction:g} ({int(tail.n_averaged)} epochs), BN recomputed"] = \
+                recompute_batchnorm(tail.module, splits.train.images, precision)
     print(f"{len(result.history)} epochs in {result.seconds / 60:.1f} min "
           f"({(time.perf_counter() - started) / 60:.1f} min with scoring); validation accuracy, flip TTA "
           f"{recipe.tta_flip}:", flush=True)
