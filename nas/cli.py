@@ -284,13 +284,9 @@ def cmd_search(args) -> int:
     err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials} "
               f"trained trials so far; fidelity {config.epochs} epochs on {config.subset:.0%} of the training split; "
               f"limits {config.limits() or 'none'}", highlight=False)
-    def on_ctrl_c(signum, frame):
-        if runner.stop_requested:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        runner.stop_requested = True
-
-    if len(devices) == 1:
-        signal.signal(signal.SIGINT, on_ctrl_c)
+    if len(devices) == 1:  # several workers: run_workers passes the stop on to each
+        signal.signal(signal.SIGINT, runner.request_stop)
+        signal.signal(signal.SIGTERM, runner.request_stop)
     with SearchDisplay(err, config.trials, already, lambda: front_so_far(runner.study)) as display:
         runner.events = display
         try:

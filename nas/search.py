@@ -26,6 +26,7 @@ OBJECTIVE_LABELS = {"accuracy": "val_accuracy", "params": "params", "macs": "MAC
 SAMPLERS = ("tpe", "nsga2", "random")
 GIVE_UP_AFTER = 50  # consecutive infeasible (or already trained) proposals before the search stops
 HEARTBEAT, GRACE = 10, 120  # seconds: a running trial's heartbeat interval; silence after which it is failed
+STOP_GRACE = 30  # seconds a stopped worker has to fail and requeue its trial before it is killed
 
 
 # ---------------------------------------------------------------- human units
@@ -348,7 +349,7 @@ class Search:
         self.study = open_study(config, self.space.path, new=new, worker=worker)
         self.pruner = RungPruner(tuple(config.rungs), config.eta, config.n_min)
         self.events = events or (lambda event, **info: None)
-        self.stop_requested = False  # set by a Ctrl-C handler; honoured at the next training step
+        self.stop_requested = False  # set by request_stop(); honoured at the next training step
         self.splits = data.load(DataConfig(**{**asdict(config.data), "subset": config.subset}), device=self.device)
 
     # -- the loop
@@ -424,6 +425,14 @@ class Search:
             requeue(self.study, trial, reason, always=interrupted)  # the next run trains these parameters first
             raise
 
+    def request_stop(self, signum=None, frame=None):
+        """A signal handler (Ctrl-C, SIGTERM): the trial stops at its next training step, failed and queued
+        again. Raising at once instead could land inside a storage call or a multiprocessing queue's
+        put, whose locks are not signal-safe (a worker then hangs at exit); a second signal does it anyway."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
     def _check_stop(self):
         if self.stop_requested:
             raise KeyboardInterrupt
@@ -469,6 +478,7 @@ class Search:
 
         def beat():  # the trial is alive while it waits for the cores, however long the trainings in flight take
             nonlocal last_beat
+            self._check_stop()  # a safe point: between two optimiser steps or tries of the lock, no storage call
             if time.monotonic() - last_beat > HEARTBEAT:
                 self.study._storage.record_heartbeat(trial._trial_id)
                 last_beat = time.monotonic()
@@ -514,7 +524,6 @@ class Search:
             return not self.pruner.keeps((metrics["val_acc"], *cost_values), peers)
 
         def on_step(epoch, step, steps):
-            self._check_stop()  # a safe point: between two optimiser steps, no storage call in flight
             beat()
             self.events("step", epoch=epoch, step=step, steps=steps)
 
@@ -574,10 +583,12 @@ def _worker(config: SearchConfig, index: int, jobs: int, queue) -> None:
 
     import torch
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # run_workers' terminate(): fail and requeue the trial
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches every process: the parent passes it on
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // jobs))  # share the cores, do not oversubscribe
     try:
-        Search(config, events=lambda event, **info: queue.put((event, {**info, "worker": index})), worker=index).run()
+        runner = Search(config, events=lambda event, **info: queue.put((event, {**info, "worker": index})), worker=index)
+        signal.signal(signal.SIGTERM, runner.request_stop)  # run_workers' terminate(): fail and requeue the trial
+        runner.run()
         queue.put(("worker-done", {"worker": index}))
     except NasError as e:
         queue.put(("worker-error", {"worker": index, "message": str(e)}))
@@ -620,6 +631,17 @@ def run_workers(config: SearchConfig, devices: list[str], events) -> dict[str, i
         for p in procs:
             if p.is_alive():
                 p.terminate()
+        # a worker exits only once what it queued is read, so keep reading while they stop; one that has not
+        # stopped within STOP_GRACE is killed (the next run recovers its trial as crashed)
+        deadline = time.monotonic() + STOP_GRACE
+        while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+            try:
+                queue.get(timeout=0.2)
+            except queue_module.Empty:
+                pass
+        for p in procs:
+            if p.is_alive():
+                p.kill()
             p.join()
     if error:
         raise NasError(error)
