@@ -18,7 +18,7 @@ import optuna
 
 from nas import data, measure, models, spaces, train
 from nas.config import DataConfig, Recipe
-from nas.search import SearchConfig
+from nas.config import SearchConfig
 
 
 def spearman(a, b) -> float:

@@ -38,7 +38,7 @@ def main() -> None:
     for start in (0, args.start):
         run = recipe.replace(progressive_from=start)
         _, result = train.train(models.build(saved["arch"], seed=run.seed), splits, run, "cpu",
-                                compiled=args.compile, time_limit=args.minutes * 60, eval_epochs=set())
+                                compiled=args.compile, length=train.ByClock(args.minutes * 60), eval_epochs=set())
         by_side: dict[int, list[float]] = {}
         for h in result.history[:-1]:  # the last epoch is cut short by the clock
             by_side.setdefault(h["side"], []).append(h["seconds"])

@@ -71,7 +71,7 @@ def run_one(spec: dict) -> dict:
 
     _, result = train.train(models.build(arch, seed=recipe.seed), splits, recipe, spec["device"],
                             on_epoch=on_epoch, eval_epochs=set(), compiled=spec["compile"],
-                            time_limit=spec["minutes"] * 60 if spec["minutes"] else None)
+                            length=train.ByClock(spec["minutes"] * 60) if spec["minutes"] else None)
     seconds = [h["seconds"] for h in result.history]
     return {"variant": spec["name"], "seed": spec["seed"], "status": result.status,
             "epochs": len(result.history), "s_per_epoch": statistics.median(seconds),

@@ -85,7 +85,7 @@ def main() -> None:
 
     started = time.perf_counter()
     trainer_ema, result = train.train(model, splits, recipe, "cpu", on_step=on_step, on_epoch=on_epoch,
-                                      eval_epochs=set(), compiled=args.compile, time_limit=limit)
+                                      eval_epochs=set(), compiled=args.compile, length=train.ByClock(limit))
     precision = result.precision
     readouts = {"raw weights": model, f"trainer EMA {recipe.ema}": trainer_ema}
     readouts.update({f"EMA {e.decay}": e.model for e in emas})

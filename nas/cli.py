@@ -4,6 +4,7 @@ commands so `nas --help` is instant. User mistakes (NasError) print one red line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import signal
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from nas.config import PICKS, SAMPLERS, DataConfig, ExportConfig, SearchConfig
 from nas.errors import NasError, UsageError
 
 err = Console(stderr=True)  # humans read stderr
@@ -66,10 +68,8 @@ def cmd_spaces(args) -> int:
 # ---------------------------------------------------------------- nas data
 
 def data_config(args):
-    from nas.config import DataConfig
-
     return DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
-                      split_seed=args.split_seed, subset=getattr(args, "subset", 1.0))
+                      split_seed=args.split_seed, subset=getattr(args, "subset", DataConfig.subset))
 
 
 def cmd_data(args) -> int:
@@ -258,15 +258,15 @@ def print_front(study, fmt: str) -> None:
 
 def cmd_search(args) -> int:
     from nas import search
-    from nas.config import DataConfig
     from nas.report import SearchDisplay
 
     space_name = Path(args.space).stem
     study_name = args.study or space_name
-    limits = {"max_params": None if args.max_params == "none" else search.parse_count(args.max_params, "--max-params"),
-              "max_macs": args.max_macs and search.parse_count(args.max_macs, "--max-macs"),
+    max_params = (SearchConfig.max_params if args.max_params is None else
+                  None if args.max_params == "none" else search.parse_count(args.max_params, "--max-params"))
+    limits = {"max_params": max_params, "max_macs": args.max_macs and search.parse_count(args.max_macs, "--max-macs"),
               "max_latency_ms": args.max_latency and search.parse_ms(args.max_latency, "--max-latency")}
-    config = search.SearchConfig(
+    config = SearchConfig(
         space=args.space, study=study_name, storage=args.storage or search.default_storage(study_name),
         trials=args.trials, objectives=search.parse_objectives(args.objectives), **limits, epochs=args.epochs,
         subset=args.subset, sampler=args.sampler, seed=args.seed, with_presets=args.with_presets,
@@ -341,27 +341,32 @@ def epoch_bar(epochs: int | None):
         bar.start()  # on the first step, so nothing is drawn when a command stops before training
         bar.update(task, completed=step, total=steps, epoch=epoch)
 
+    @contextlib.contextmanager
+    def shown():  # not Progress's own context manager: that draws the bar at once
+        try:
+            yield
+        finally:
+            bar.stop()
+
     def on_epoch(epoch, m):
         val = f"  val acc {m['val_acc']:.4f}" if m.get("val_acc") is not None else ""
         bar.console.print(f"epoch {epoch}: loss {m['train_loss']:.4f}  train acc {m['train_acc']:.4f}{val}  "
                           f"{m['seconds']:.1f} s", highlight=False)
 
-    return bar, on_epoch, on_step
+    return shown(), on_epoch, on_step
 
 
 def cmd_export(args) -> int:
     from nas import export
     from nas.report import fmt_count
 
-    config = export.ExportConfig(study=args.study, storage=study_args(args)[1], trial=args.trial, pick=args.pick,
-                                 epochs=export.ExportConfig.epochs if args.epochs is None else args.epochs,
-                                 minutes=args.minutes, subset=args.subset, seed=args.seed, augment=args.augment,
-                                 compile=args.compile, device=args.device, data_dir=args.data_dir, out=args.out,
-                                 force=args.force)
     if args.epochs is not None and args.minutes is not None:
         raise UsageError("--epochs and --minutes both set the length of the training; give one of them")
-    if config.epochs < 1 or (args.minutes is not None and not args.minutes > 0) or not 0 < args.subset <= 1:
-        raise UsageError("--epochs must be >= 1, --minutes > 0 and --subset a fraction in (0, 1]")
+    config = ExportConfig(study=args.study, storage=study_args(args)[1], trial=args.trial, pick=args.pick,
+                          epochs=ExportConfig.epochs if args.epochs is None else args.epochs,
+                          minutes=args.minutes, subset=args.subset, seed=args.seed, augment=args.augment,
+                          compile=args.compile, device=args.device, data_dir=args.data_dir, out=args.out,
+                          force=args.force)
     bar, on_epoch, on_step = epoch_bar(None if args.minutes else config.epochs)
     with bar:
         folder, m = export.export(config, on_epoch, on_step, say=lambda text: err.print(text, highlight=False))
@@ -401,6 +406,8 @@ def cmd_dashboard(args) -> int:
     from nas import search
 
     study_name, storage = study_args(args)
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: a TCP port is between 1 and 65535; pick one such as 8080")
     search.load_study(study_name, storage)  # a clear error for a missing study, before any server starts
     from optuna_dashboard import run_server
 
@@ -418,11 +425,13 @@ def cmd_dashboard(args) -> int:
 # ---------------------------------------------------------------- wiring
 
 def add_data_args(p):
-    p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist", "kmnist"])
+    p.add_argument("--dataset", default=DataConfig.dataset, choices=["fashion-mnist", "mnist", "kmnist"])
     p.add_argument("--data-dir", help="folder with the four IDX files (default: $NAS_DATA_DIR, "
                                       "/usr/share/datasets/fashion-mnist, then a torchvision download)")
-    p.add_argument("--val-size", type=int, default=10_000, help="validation images held out of the training file")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the stratified train/validation split")
+    p.add_argument("--val-size", type=int, default=DataConfig.val_size,
+                   help=f"validation images held out of the training file (default {DataConfig.val_size})")
+    p.add_argument("--split-seed", type=int, default=DataConfig.split_seed,
+                   help="seed of the stratified train/validation split")
 
 
 def parser() -> Parser:
@@ -457,42 +466,40 @@ def parser() -> Parser:
     p.add_argument("--no-tta", action="store_true", help="evaluate without horizontal-flip test-time augmentation")
     p.add_argument("--seed", type=int, help="seeds weights, batch order, augmentation and a random draw "
                                            "(default: the recipe's, else 0)")
-    p.add_argument("--subset", type=float, default=1.0, help="fraction of the training split to train on")
+    p.add_argument("--subset", type=float, default=DataConfig.subset, help="fraction of the training split to train on")
     p.add_argument("--test", action="store_true", help="after training, score the test split once")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (see nas export --compile)")
     p.add_argument("--final", action="store_true", help="train on train + validation (all 60,000 images) as "
                                                         "nas export does; nothing is scored on validation")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
+    p.add_argument("--device", default=SearchConfig.device, help="cpu, cuda, cuda:N (default: a GPU if there is one)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    p.add_argument("--latency-backend", choices=["onnxruntime", "torch"], default="onnxruntime")
-    p.add_argument("--latency-threads", type=int, default=1)
+    p.add_argument("--latency-backend", choices=["onnxruntime", "torch"], default=SearchConfig.latency_backend)
+    p.add_argument("--latency-threads", type=int, default=SearchConfig.latency_threads)
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     p.add_argument("--format", choices=["table", "json"], default="table")
     add_data_args(p)
     p.set_defaults(func=cmd_train)
 
-    from nas.search import SAMPLERS, SearchConfig
-
-    d = SearchConfig.__dataclass_fields__
+    S = SearchConfig
     p = sub.add_parser("search", help="multi-objective architecture search into an Optuna study")
     p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
     p.add_argument("--trials", type=int, required=True, help="trained (completed or pruned) trials the study should hold")
     p.add_argument("--study", help="study name (default: the space's name)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
     p.add_argument("--new", action="store_true", help="refuse to continue an existing study of this name")
-    p.add_argument("--objectives", default="accuracy,macs,latency", help="from accuracy, params, macs, latency")
-    p.add_argument("--max-params", default="10M", help="hard limit, e.g. 1M (default 10M, the seed's); 'none' for none")
+    p.add_argument("--objectives", default=",".join(S.objectives), help="from accuracy, params, macs, latency")
+    p.add_argument("--max-params", help=f"hard limit, e.g. 1M (default {S.max_params:.3g}, the seed's); 'none' for none")
     p.add_argument("--max-macs", help="hard limit on multiply-adds per image, e.g. 300M")
     p.add_argument("--max-latency", help="hard limit on batch-1 latency, e.g. 1ms")
-    p.add_argument("--epochs", type=int, default=d["epochs"].default, help="fidelity: epochs per trial")
-    p.add_argument("--subset", type=float, default=d["subset"].default, help="fidelity: fraction of the training split")
-    p.add_argument("--sampler", choices=SAMPLERS, default=d["sampler"].default)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=S.epochs, help="fidelity: epochs per trial")
+    p.add_argument("--subset", type=float, default=S.subset, help="fidelity: fraction of the training split")
+    p.add_argument("--sampler", choices=SAMPLERS, default=S.sampler)
+    p.add_argument("--seed", type=int, default=S.seed)
     p.add_argument("--with-presets", action="store_true",
                    help="train the space's presets (those inside the limits) first as reference trials")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes sharing the study and the cores")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or cuda:0,cuda:1 (one worker per GPU); "
+    p.add_argument("--device", default=S.device, help="cpu, cuda, cuda:N or cuda:0,cuda:1 (one worker per GPU); "
                                                    "default: every visible GPU, else the CPU")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="how to print the front")
     add_data_args(p)
@@ -513,20 +520,20 @@ def parser() -> Parser:
     p.add_argument("--study", required=True)
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
     p.add_argument("--trial", type=int, help="trial number (default: chosen by --pick)")
-    p.add_argument("--pick", choices=["best", "knee"], default="best",
+    p.add_argument("--pick", choices=PICKS, default=ExportConfig.pick,
                    help="best: most accurate trial on the front; knee: the front's balanced point (see README)")
-    p.add_argument("--epochs", type=int, help="final training epochs (default 30)")
+    p.add_argument("--epochs", type=int, help=f"final training epochs (default {ExportConfig.epochs})")
     p.add_argument("--minutes", type=float, help="train for this many minutes instead of a number of epochs: the "
                                                  "learning rate follows the clock, so the run ends annealed")
-    p.add_argument("--subset", type=float, default=1.0, help="fraction of train + validation to train on")
+    p.add_argument("--subset", type=float, default=ExportConfig.subset, help="fraction of train + validation to train on")
     p.add_argument("--seed", type=int, help="training seed (default: the trial's)")
-    p.add_argument("--augment", default="final",
+    p.add_argument("--augment", default=ExportConfig.augment,
                    help="augmentation of the final training: final (default: the trial's, mirroring on where its "
                         "space allows it), search (the trial's as drawn), or e.g. crop=2,flip=1,cutout=8 over the trial's")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (1.2-1.3x faster for the headline run's trial 78 on a "
                         "CPU, but 2.9x slower for seed-structure-1: try a few epochs first; needs a C++ compiler)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N (default: a GPU if there is one)")
+    p.add_argument("--device", default=ExportConfig.device, help="cpu, cuda, cuda:N (default: a GPU if there is one)")
     p.add_argument("--data-dir", help="folder with the four IDX files")
     p.add_argument("--out", help="export folder (default studies/<study>/exports/trial-<n>)")
     p.add_argument("--force", action="store_true", help="replace an existing export folder")

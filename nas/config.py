@@ -7,7 +7,9 @@ A recipe is plain data: the search samples one per trial (see `spaces.sample`),
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nas.errors import UsageError
 
@@ -106,3 +108,82 @@ class DataConfig:
     val_size: int = 10_000  # images held out of the training file for validation (stratified)
     split_seed: int = 0  # seeds the train/validation split; fixed so every trial sees the same split
     subset: float = 1.0  # fraction of the training split to train on (stratified); validation stays whole
+
+
+SAMPLERS = ("tpe", "nsga2", "random")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """`nas search`: which space, where the study lives, its limits, fidelity and pruning."""
+
+    space: str  # name in search_spaces/ or a path to a .yaml file
+    study: str  # study name; also names the default SQLite file studies/<study>.db
+    storage: str  # Optuna storage URL
+    trials: int  # trained (completed or pruned) trials the study should hold
+    objectives: tuple[str, ...] = ("accuracy", "macs", "latency")
+    max_params: float | None = 10e6  # the seed's limit; None = no limit
+    max_macs: float | None = None  # multiply-adds per image
+    max_latency_ms: float | None = None  # batch-1 latency, milliseconds
+    epochs: int = 4  # fidelity: epochs per trial (the one-cycle schedule is fitted to them)
+    subset: float = 0.2  # fidelity: fraction of the training split each trial trains on
+    rungs: tuple[int, ...] = (1, 2)  # epochs at which a trial may be pruned
+    eta: float = 3.0  # keep the top 1/eta at each rung
+    n_min: int = 5  # trials that must reach a rung before it prunes
+    sampler: str = "tpe"  # one of SAMPLERS
+    seed: int = 0  # seeds the sampler and every trial's recipe
+    with_presets: bool = False  # train the space's presets (those inside the limits) as reference trials first
+    timeout: float | None = None  # seconds; stop starting new trials after this
+    device: str = "auto"  # cpu, cuda, cuda:N; auto = a GPU if there is one
+    latency_backend: str = "onnxruntime"  # what the latency objective is timed with
+    latency_threads: int = 1  # threads of the latency timing (batch 1, as deployed)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self):
+        if self.trials < 1:
+            raise UsageError(f"--trials {self.trials}: must be at least 1")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"--sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        if self.epochs < 1 or not 0 < self.subset <= 1:
+            raise UsageError("--epochs must be >= 1 and --subset a fraction in (0, 1]")
+
+    def limits(self) -> dict[str, float]:
+        named = {"params": self.max_params, "macs": self.max_macs, "latency_ms": self.max_latency_ms}
+        return {k: v for k, v in named.items() if v is not None}
+
+    def settings(self, space_file: Path) -> dict:
+        """What must not change when a study is continued; stored on the study."""
+        return {"space": Path(space_file).stem, "space_sha256": hashlib.sha256(Path(space_file).read_bytes()).hexdigest(),
+                "objectives": list(self.objectives), "limits": self.limits(),
+                "fidelity": {"epochs": self.epochs, "subset": self.subset, "val_size": self.data.val_size,
+                             "split_seed": self.data.split_seed, "dataset": self.data.dataset},
+                "pruning": {"rungs": list(self.rungs), "eta": self.eta, "n_min": self.n_min},
+                "latency": {"backend": self.latency_backend, "threads": self.latency_threads, "as_deployed": True}}
+
+
+PICKS = ("best", "knee")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """`nas export`: which trial, how long its final training is, where the files go."""
+
+    study: str
+    storage: str
+    trial: int | None = None  # None: chosen by `pick`
+    pick: str = "best"  # "best": most accurate on the front; "knee": see knee()
+    epochs: int = 30  # final training; the search trained each trial for far fewer
+    minutes: float | None = None  # train for this long instead of `epochs` (train.ByClock)
+    subset: float = 1.0  # fraction of train + validation to train on (tests use a sliver)
+    seed: int | None = None  # None: the trial's recipe seed
+    augment: str = "final"  # see final_augment: "final", "search" (the trial's), or e.g. "crop=2,cutout=8" over it
+    compile: bool = False  # torch.compile the training step: faster for some models, slower for others (README)
+    device: str = "auto"  # cpu, cuda, cuda:N; auto = a GPU if there is one
+    data_dir: str | None = None  # folder of the IDX files; None = look in the usual places
+    out: str | None = None  # default studies/<study>/exports/trial-<n>
+    force: bool = False  # replace a finished export in `out`
+    latency_threads: int = 1  # threads of the latency timing (batch 1)
+
+    def __post_init__(self):
+        if self.epochs < 1 or (self.minutes is not None and not self.minutes > 0) or not 0 < self.subset <= 1:
+            raise UsageError("--epochs must be >= 1, --minutes > 0 and --subset a fraction in (0, 1]")

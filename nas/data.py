@@ -34,6 +34,8 @@ CLASSES = {
     "mnist": [str(i) for i in range(10)],
     "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
 }
+# Fashion-MNIST's training-set pixel statistics (0-255), built into every model (`nas data` prints them)
+PIXEL_MEAN, PIXEL_STD = 72.94, 90.02
 TORCHVISION_CLASS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "kmnist": "KMNIST"}
 
 

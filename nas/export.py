@@ -13,14 +13,14 @@ import hashlib
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from nas.config import Augment, parse_augment
+from nas.config import PICKS, Augment, ExportConfig, parse_augment
 from nas.errors import NasError, UsageError
 
 INPUT = {"name": "pixels", "shape": ["batch", 1, 28, 28], "dtype": "float32", "range": "0-255 (raw pixels)",
@@ -29,26 +29,6 @@ OUTPUT = {"name": "logits", "shape": ["batch", 10], "dtype": "float32",
           "meaning": "unnormalised class scores; argmax is the prediction"}
 BATCH = 1000  # test images per call when scoring the files
 LATENCY_REPEATS = 5  # separate timing runs (of 200 calls each) behind an export's latency figure
-PICKS = ("best", "knee")
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    study: str
-    storage: str
-    trial: int | None = None  # None: chosen by `pick`
-    pick: str = "best"  # "best": most accurate on the front; "knee": see knee()
-    epochs: int = 30  # final training; the search trained each trial for far fewer
-    minutes: float | None = None  # train for this long instead of `epochs` (train.train's time_limit)
-    subset: float = 1.0  # fraction of train + validation to train on (tests use a sliver)
-    seed: int | None = None  # None: the trial's recipe seed
-    augment: str = "final"  # see final_augment: "final", "search" (the trial's), or e.g. "crop=2,cutout=8" over it
-    compile: bool = False  # torch.compile the training step: faster for some models, slower for others (README)
-    device: str = "auto"
-    data_dir: str | None = None
-    out: str | None = None  # default studies/<study>/exports/trial-<n>
-    force: bool = False
-    latency_threads: int = 1
 
 
 # ---------------------------------------------------------------- the final recipe
@@ -252,7 +232,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
         settings["minutes"] = config.minutes
     prepare_folder(folder, settings, config.force)
     checkpoint = folder / "checkpoint"
-    resumed = json.loads((checkpoint / "state.json").read_text())["epoch"] if (checkpoint / "state.json").exists() else 0
+    resumed = (train.load_checkpoint(checkpoint, with_tensors=False) or {"epoch": 0})["epoch"]
     length = f"{config.minutes:g} minutes" if config.minutes else f"{recipe.epochs} epochs"
     say(f"exporting trial {chosen.number} of study {config.study}: {models.summary(arch)}; "
         f"{length} on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
@@ -260,11 +240,16 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     commit = git_commit()  # the code that trains, not whatever is checked out when the files are written
     device = train.resolve_device(config.device)
     splits = data.load(data_config, device=device, final=True)  # no test split while anything is chosen
+    speed = chosen.user_attrs.get("train_images_per_second")  # measured while the search trained it
+    if speed and not config.minutes:
+        minutes = (recipe.epochs - resumed) * len(splits.train) / speed / 60
+        say(f"expected training time: about {minutes:.0f} min at the {speed:.0f} images/s the search measured "
+            f"(with --jobs, or on a busy machine, the search ran slower than an export alone)")
     model = models.build(arch, seed=recipe.seed)
     with cores.training():
         trained, result = train.train(model, splits, recipe, device, on_epoch=on_epoch, on_step=on_step,
                                       checkpoint=checkpoint, compiled=config.compile,
-                                      time_limit=config.minutes and config.minutes * 60)
+                                      length=train.ByClock(config.minutes * 60) if config.minutes else None)
     if result.status == "diverged":
         raise NasError(f"final training diverged ({result.reason}); try --seed or a lower learning rate "
                        f"(the checkpoint is kept; --force starts over)")

@@ -6,10 +6,8 @@ import torch
 from torch import nn
 
 from nas.blocks import ACTIVATIONS, BLOCKS, Normalize, conv_bn
+from nas.data import PIXEL_MEAN, PIXEL_STD
 from nas.errors import UsageError
-
-# Fashion-MNIST training-set pixel statistics (0-255); `nas data` prints them
-PIXEL_MEAN, PIXEL_STD = 72.94, 90.02
 
 
 def build_resnet_like(arch: dict, channels: int, num_classes: int) -> nn.Module:

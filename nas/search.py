@@ -15,15 +15,14 @@ import os
 import re
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-from nas.config import DataConfig, Recipe
+from nas.config import DataConfig, Recipe, SearchConfig
 from nas.errors import NasError, UsageError
 
 OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "macs": "minimize", "latency": "minimize"}
 OBJECTIVE_LABELS = {"accuracy": "val_accuracy", "params": "params", "macs": "MACs", "latency": "latency_ms"}
-SAMPLERS = ("tpe", "nsga2", "random")
 GIVE_UP_AFTER = 50  # consecutive infeasible (or already trained) proposals before the search stops
 HEARTBEAT, GRACE = 10, 120  # seconds: a running trial's heartbeat interval; silence after which it is failed
 STOP_GRACE = 30  # seconds a stopped worker has to fail and requeue its trial before it is killed
@@ -61,52 +60,6 @@ def parse_objectives(text: str) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------- configuration
 
-@dataclass(frozen=True)
-class SearchConfig:
-    space: str  # name in search_spaces/ or a path to a .yaml file
-    study: str  # study name; also names the default SQLite file studies/<study>.db
-    storage: str  # Optuna storage URL
-    trials: int  # trained (completed or pruned) trials the study should hold
-    objectives: tuple[str, ...] = ("accuracy", "macs", "latency")
-    max_params: float | None = 10e6  # the seed's limit; None = no limit
-    max_macs: float | None = None  # multiply-adds per image
-    max_latency_ms: float | None = None  # batch-1 latency, milliseconds
-    epochs: int = 4  # fidelity: epochs per trial (the one-cycle schedule is fitted to them)
-    subset: float = 0.2  # fidelity: fraction of the training split each trial trains on
-    rungs: tuple[int, ...] = (1, 2)  # epochs at which a trial may be pruned
-    eta: float = 3.0  # keep the top 1/eta at each rung
-    n_min: int = 5  # trials that must reach a rung before it prunes
-    sampler: str = "tpe"
-    seed: int = 0
-    with_presets: bool = False  # train the space's presets (those inside the limits) as reference trials first
-    timeout: float | None = None  # seconds; stop starting new trials after this
-    device: str = "auto"
-    latency_backend: str = "onnxruntime"
-    latency_threads: int = 1
-    data: DataConfig = field(default_factory=DataConfig)
-
-    def __post_init__(self):
-        if self.trials < 1:
-            raise UsageError(f"--trials {self.trials}: must be at least 1")
-        if self.sampler not in SAMPLERS:
-            raise UsageError(f"--sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
-        if self.epochs < 1 or not 0 < self.subset <= 1:
-            raise UsageError("--epochs must be >= 1 and --subset a fraction in (0, 1]")
-
-    def limits(self) -> dict[str, float]:
-        named = {"params": self.max_params, "macs": self.max_macs, "latency_ms": self.max_latency_ms}
-        return {k: v for k, v in named.items() if v is not None}
-
-    def settings(self, space_file: Path) -> dict:
-        """What must not change when a study is continued; stored on the study."""
-        return {"space": Path(space_file).stem, "space_sha256": hashlib.sha256(Path(space_file).read_bytes()).hexdigest(),
-                "objectives": list(self.objectives), "limits": self.limits(),
-                "fidelity": {"epochs": self.epochs, "subset": self.subset, "val_size": self.data.val_size,
-                             "split_seed": self.data.split_seed, "dataset": self.data.dataset},
-                "pruning": {"rungs": list(self.rungs), "eta": self.eta, "n_min": self.n_min},
-                "latency": {"backend": self.latency_backend, "threads": self.latency_threads, "as_deployed": True}}
-
-
 def default_storage(study: str) -> str:
     return f"sqlite:///studies/{study}.db"
 
@@ -137,7 +90,12 @@ def _storage(url: str):
 
     kwargs = {}
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url[len("sqlite:///"):]).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--storage {redact(url)}: cannot make the folder {folder} ({e.strerror}); "
+                             f"give a path in a folder you can write to") from None
         kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}}  # local workers wait for the file lock
     for attempt in range(5):
         try:
@@ -167,7 +125,7 @@ def load_study(study: str, storage: str):
     return optuna.load_study(study_name=study, storage=store)
 
 
-def make_sampler(name: str, seed: int, n_objectives: int):
+def make_sampler(name: str, seed: int):
     import optuna
 
     if name == "random":
@@ -206,7 +164,7 @@ def open_study(config: SearchConfig, space_file: Path, new: bool = False, worker
     pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config.rungs[0], reduction_factor=int(config.eta))
               if len(directions) == 1 else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=config.study, storage=store, directions=directions, load_if_exists=True,
-                                sampler=make_sampler(config.sampler, seed, len(directions)), pruner=pruner)
+                                sampler=make_sampler(config.sampler, seed), pruner=pruner)
     if "nas" not in study.user_attrs:
         study.set_metric_names([OBJECTIVE_LABELS[o] for o in config.objectives])
         study.set_user_attr("nas", settings)
@@ -509,7 +467,6 @@ class Search:
                 return False
             curve.append([epoch, round(metrics["val_acc"], 5)])
             trial.set_user_attr("curve", curve)
-            self.events("epoch", number=trial.number, epoch=epoch, metrics=metrics)
             if reference:
                 return False
             if len(self.config.objectives) == 1:
@@ -531,6 +488,7 @@ class Search:
             trained, result = train.train(model, self.splits, recipe, self.device, on_epoch=on_epoch,
                                           on_step=on_step, eval_epochs=set(self.config.rungs))
         trial.set_user_attr("train_seconds", round(result.seconds, 2))
+        trial.set_user_attr("train_images_per_second", round(result.images_per_second, 1))
         trial.set_user_attr("precision", result.precision)
         if result.status == "diverged":
             trial.set_user_attr("fail_reason", result.reason)

@@ -8,7 +8,6 @@ where the hardware does bf16 natively (CUDA, or a CPU with AVX512_BF16 / AMX).
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import math
 import os
@@ -35,18 +34,65 @@ class TrainResult:
     status: str  # "completed", "stopped" (on_epoch asked to stop) or "diverged" (NaN/inf loss)
     history: list[dict] = field(default_factory=list)  # one dict per epoch, see train()
     seconds: float = 0.0  # training time, evaluation excluded
-    images_per_second: float = 0.0
     precision: str = "fp32"
     reason: str = ""
+    batch: int = 0  # images per optimiser step
 
     @property
     def val_acc(self) -> float:
         return self.history[-1]["val_acc"] if self.history else float("nan")
 
+    @property
+    def images_per_second(self) -> float:
+        """Training throughput: what a longer training of the same model on the same machine will see."""
+        return sum(h["steps"] for h in self.history) * self.batch / max(self.seconds, 1e-9)
 
-# ---------------------------------------------------------------- checkpoints (safetensors + JSON, no pickle)
+
+# ---------------------------------------------------------------- how long to train
+
+@dataclass(frozen=True)
+class ByEpochs:
+    """Train for a number of epochs; the lr follows the step count (reproducible step for step)."""
+
+    epochs: int
+
+    def progress(self, step: int, seconds: float, steps_per_epoch: int) -> float:
+        return step / (steps_per_epoch * self.epochs)
+
+    def lr_factor(self, step: int, seconds: float, steps_per_epoch: int, recipe: Recipe) -> float:
+        return lr_factor(step, steps_per_epoch * self.epochs, recipe)
+
+    def finished(self, step: int, seconds: float, steps_per_epoch: int) -> bool:
+        return step >= steps_per_epoch * self.epochs
+
+
+@dataclass(frozen=True)
+class ByClock:
+    """Train for a number of seconds (compilation included, scoring not): the lr follows the clock, so
+    the run ends annealed whatever the machine's speed, its last epoch cut short. Not reproducible step
+    for step."""
+
+    seconds: float
+    epochs = None  # unknown in advance: progress bars show no total
+
+    def progress(self, step: int, seconds: float, steps_per_epoch: int) -> float:
+        return seconds / self.seconds
+
+    def lr_factor(self, step: int, seconds: float, steps_per_epoch: int, recipe: Recipe) -> float:
+        return timed_lr_factor(seconds / self.seconds, recipe)
+
+    def finished(self, step: int, seconds: float, steps_per_epoch: int) -> bool:
+        return seconds >= self.seconds
+
+
+# ---------------------------------------------------------------- checkpoints (one safetensors file, no pickle)
+
+CHECKPOINT = "state.safetensors"  # inside the checkpoint folder
+
 
 def save_checkpoint(folder: Path, model, ema, optimizer, schedule, gen, result: TrainResult) -> None:
+    """Tensors and counters in one file, written aside, fsynced and renamed once: a kill at any moment
+    leaves either the previous epoch's checkpoint or this one, never a mix of the two."""
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -57,22 +103,33 @@ def save_checkpoint(folder: Path, model, ema, optimizer, schedule, gen, result: 
             if torch.is_tensor(value):
                 tensors[f"optim.{i}.{name}"] = value
     tensors["generator"] = gen.get_state()
+    counters = {"epoch": len(result.history), "history": result.history, "seconds": result.seconds,
+                "ema_steps": ema.steps if ema else 0, "schedule_steps": schedule.last_epoch}
     folder.mkdir(parents=True, exist_ok=True)
-    # write then rename: a kill in the middle leaves the previous epoch's checkpoint whole
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, folder / "state.tmp")
-    (folder / "state.json.tmp").write_text(json.dumps({"epoch": len(result.history), "history": result.history,
-                                                        "seconds": result.seconds, "ema_steps": ema.steps if ema else 0,
-                                                        "schedule_steps": schedule.last_epoch}))
-    os.replace(folder / "state.tmp", folder / "state.safetensors")
-    os.replace(folder / "state.json.tmp", folder / "state.json")
+    aside = folder / (CHECKPOINT + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, aside,
+              metadata={"counters": json.dumps(counters)})
+    with open(aside, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(aside, folder / CHECKPOINT)
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
 
 
-def load_checkpoint(folder: Path) -> dict | None:
-    from safetensors.torch import load_file
+def load_checkpoint(folder: Path, with_tensors: bool = True) -> dict | None:
+    """The saved counters (epoch, history, ...) and, with_tensors, the tensors; None when there is none."""
+    from safetensors import safe_open
 
-    if not (folder / "state.json").exists():
+    if not (folder / CHECKPOINT).exists():
         return None
-    return {**json.loads((folder / "state.json").read_text()), "tensors": load_file(folder / "state.safetensors")}
+    with safe_open(folder / CHECKPOINT, framework="pt") as f:
+        saved = json.loads(f.metadata()["counters"])
+        if with_tensors:
+            saved["tensors"] = {k: f.get_tensor(k) for k in f.keys()}
+    return saved
 
 
 def restore_state(saved: dict, model, ema, optimizer, schedule, gen, result: TrainResult) -> int:
@@ -218,9 +275,10 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
           precision: str = "auto", on_epoch: Callable[[int, dict], bool | None] | None = None,
           on_step: Callable[[int, int, int], None] | None = None,
           eval_epochs: set[int] | None = None, checkpoint: Path | None = None,
-          compiled: bool = False, time_limit: float | None = None) -> tuple[nn.Module, TrainResult]:
+          compiled: bool = False, length: ByEpochs | ByClock | None = None) -> tuple[nn.Module, TrainResult]:
     """Train on data.train, score data.val after every epoch; return (model to evaluate, result).
 
+    length: ByEpochs(n) or ByClock(seconds); None = ByEpochs(recipe.epochs).
     eval_epochs: score validation only after these epochs (and the last); None = every epoch.
     data.val None: nothing is scored (final training on train + validation); val_acc is None.
     checkpoint: a folder; the full state is saved there after every epoch, and a run that finds
@@ -230,11 +288,9 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     on_step(epoch, step, steps) runs after each optimiser step (progress bars).
     compiled: run the training forward/backward through torch.compile (fuses BatchNorm and activations;
     tens of seconds of compilation up front, so worth it for long runs only; see benchmarks/compile_speed.py).
-    time_limit: seconds of training (compilation included, scoring not): the learning rate follows the
-    clock instead of the step count, so the run ends annealed whatever the machine's speed, and stops when
-    the time is up, its last epoch cut short; recipe.epochs is then ignored. Not reproducible step for step.
     The returned model is the EMA model when recipe.ema > 0.
     """
+    length = length or ByEpochs(recipe.epochs)
     device = resolve_device(device) if isinstance(device, str) else device
     precision = pick_precision(device, precision)
     torch.manual_seed(recipe.seed)
@@ -251,29 +307,24 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     n = len(labels)
     batch = min(recipe.batch_size, n)
     steps = n // batch  # drop the ragged last batch: steady shapes, steady BN statistics
-    total = steps * recipe.epochs
-    result = TrainResult(status="completed", precision=precision)
+    result = TrainResult(status="completed", precision=precision, batch=batch)
     start = time.perf_counter()  # of the current epoch
 
     def spent() -> float:  # training seconds so far, this epoch included
         return result.seconds + time.perf_counter() - start
 
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, recipe) if time_limit is None
-                                                 else timed_lr_factor(spent() / time_limit, recipe))
+    # the scheduler's step counter (last_epoch) counts optimiser steps over the whole run
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: length.lr_factor(s, spent(), steps, recipe))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="none")
     ema = EMA(model, recipe.ema) if recipe.ema > 0 else None
-    first = 1
+    epoch = 1
     if checkpoint and (saved := load_checkpoint(checkpoint)):
-        first = restore_state(saved, model, ema, optimizer, schedule, gen, result)
+        epoch = restore_state(saved, model, ema, optimizer, schedule, gen, result)
 
-    out_of_time = False
-    for epoch in range(first, recipe.epochs + 1) if time_limit is None else itertools.count(first):
-        if time_limit is not None and result.seconds >= time_limit:  # resumed after the time was up
-            break
+    while not length.finished(schedule.last_epoch, result.seconds, steps):
         model.train()
         start = time.perf_counter()
-        side = training_side(result.seconds / time_limit if time_limit else (epoch - 1) / recipe.epochs,
-                             images.shape[-1], recipe)
+        side = training_side(length.progress(schedule.last_epoch, result.seconds, steps), images.shape[-1], recipe)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         order = torch.randperm(n, device=device, generator=gen)
@@ -307,14 +358,13 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
             if (step % 20 == 0 or step == steps - 1) and not torch.isfinite(loss_sum):
                 result.status, result.reason = "diverged", f"loss became {loss_sum.item()} in epoch {epoch}, step {step + 1}"
                 return (ema.model if ema else model), result
-            if time_limit is not None and spent() >= time_limit:
-                out_of_time = True
+            if length.finished(schedule.last_epoch, spent(), steps):  # a clock run's last epoch, cut short
                 break
         done = step + 1
         seconds = time.perf_counter() - start
         result.seconds += seconds
         scored = ema.model if ema else model
-        last = out_of_time or (time_limit is None and epoch == recipe.epochs)
+        last = length.finished(schedule.last_epoch, result.seconds, steps)
         scoring = data.val is not None and (eval_epochs is None or epoch in eval_epochs or last)
         metrics = {"epoch": epoch, "train_loss": loss_sum.item() / done, "train_acc": correct.item() / (done * batch),
                    "val_acc": accuracy(scored, data.val, recipe.tta_flip, precision) if scoring else None,
@@ -325,7 +375,5 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
         if on_epoch and on_epoch(epoch, metrics):
             result.status = "stopped"
             break
-        if last:
-            break
-    result.images_per_second = sum(h.get("steps", steps) for h in result.history) * batch / max(result.seconds, 1e-9)
+        epoch += 1
     return (ema.model if ema else model), result

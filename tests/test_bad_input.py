@@ -75,6 +75,10 @@ CASES = {  # name: (argv from (tmp, storage), exit code, what the message must s
                                  "is infeasible"),
     "export: bad --augment": (lambda tmp, s: ["export", "--study", "t", "--storage", s, "--augment", "crop=two"], 2,
                               "--augment 'crop=two': expected e.g. crop=2,flip=1,cutout=8"),
+    "storage folder cannot be made": (lambda tmp, s: ["front", "--study", "t", "--storage",
+                                                      f"sqlite:///{tmp}/t.db/sub/x.db"], 2, "cannot make the folder"),
+    "dashboard: port out of range": (lambda tmp, s: ["dashboard", "--study", "t", "--storage", s, "--port", "99999"],
+                                     2, "--port 99999: a TCP port is between 1 and 65535"),
     "--trials 0": (lambda tmp, s: search(tmp, s, trials="0"), 2, "--trials 0: must be at least 1"),
     "--trials negative": (lambda tmp, s: search(tmp, s, trials="-3"), 2, "--trials -3: must be at least 1"),
 }
@@ -97,4 +101,5 @@ def test_bad_input(case, nas_cli, tiny_study, tmp_path):
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], out.stderr
     assert "Traceback" not in out.stderr and "hunter2" not in out.stderr
+    assert "epoch 1/" not in out.stderr  # no progress bar is drawn for work that never starts
     assert snapshot(storage) == before

@@ -42,7 +42,10 @@ def test_train_from_an_arch_file_with_test_score(nas_cli, tmp_path):
     result = json.loads(out.stdout)
     assert result["status"] == "completed" and len(result["history"]) == 2
     assert result["recipe"]["batch_size"] == 32  # the file's recipe, under the command line's flags
-    assert 0.2 < result["test_acc"] <= 1 and result["params"] > 0 and result["macs"] > 0
+    assert 0.2 < result["test_acc"] <= 1
+    assert result["params"] == (9 * 8 + 2 * 8) + (9 * 8 * 16 + 2 * 16) + (16 * 7 * 7 * 10 + 10)  # convs + BN, fc
+    # conv MACs per output pixel, the classifier, and fvcore's 2 per BatchNorm output
+    assert result["macs"] == 28 * 28 * 8 * 9 + 14 * 14 * 16 * 8 * 9 + 784 * 10 + 2 * (8 * 28 * 28 + 16 * 14 * 14)
     assert result["latency"]["backend"] == "onnxruntime" and result["latency"]["threads"] == 1
     assert result["latency"]["throughput_batch256"] > 0
     for shown in ("params", "MACs", "latency", "throughput", "epoch 2", "val acc", "test acc"):

@@ -1,33 +1,50 @@
 import fcntl
 import multiprocessing as mp
 import os
-import time
 
 from nas import cores, export, measure, models, spaces
 
 
-def _train_for(seconds, started, log):
+def _train_until_released(started, release, log):
     with cores.training():
+        log.put("train-start")
         started.set()
-        log.put(("train-start", time.monotonic()))
-        time.sleep(seconds)
-        log.put(("train-end", time.monotonic()))
+        release.wait(60)
+        log.put("train-end")  # still holding the lock
 
 
-def test_timing_waits_for_training_and_trainings_share(tmp_path, monkeypatch):
+def _time_once(log):
+    with cores.timing(while_waiting=lambda: log.put("timing-blocked")):
+        log.put("timing")
+
+
+def events_until(log, last: str, count: int = 1) -> list[str]:
+    seen = []
+    while seen.count(last) < count:
+        seen.append(log.get(timeout=60))
+    return seen
+
+
+def test_timing_waits_for_the_trainings_which_share_the_cores(tmp_path, monkeypatch):
+    """By the order of events, not by the clock: the timing is seen blocked while both trainings hold
+    the lock, and runs only after both ended. A broken lock times at once, before any training ends."""
     monkeypatch.setattr(cores, "LOCK_DIR", tmp_path)
     ctx = mp.get_context("fork")
-    log, a, b = ctx.Queue(), ctx.Event(), ctx.Event()
-    p1 = ctx.Process(target=_train_for, args=(0.6, a, log))
-    p2 = ctx.Process(target=_train_for, args=(0.6, b, log))
-    p1.start(), p2.start()
-    assert a.wait(10) and b.wait(10)  # two trainings hold the cores together
-    with cores.timing():
-        timed_at = time.monotonic()
-    p1.join(), p2.join()
-    events = [log.get() for _ in range(4)]
-    ends = [t for name, t in events if name == "train-end"]
-    assert len(ends) == 2 and timed_at >= max(ends)  # the timing ran only after both finished
+    log, release = ctx.Queue(), ctx.Event()
+    trainers = [ctx.Process(target=_train_until_released, args=(ctx.Event(), release, log)) for _ in range(2)]
+    for p in trainers:
+        p.start()
+    seen = events_until(log, "train-start", 2)  # both hold the shared lock at once
+    timer = ctx.Process(target=_time_once, args=(log,))
+    timer.start()
+    seen += events_until(log, "timing-blocked")
+    release.set()
+    seen += events_until(log, "timing")
+    for p in (*trainers, timer):
+        p.join(30)
+    assert "timing" not in seen[:seen.index("timing-blocked")]
+    assert seen.index("timing") > max(i for i, e in enumerate(seen) if e == "train-end")
+    assert seen.count("train-end") == 2
 
 
 def test_a_lock_folder_not_made_yet_is_made(tmp_path, monkeypatch):
@@ -44,16 +61,21 @@ def test_a_waiting_timing_keeps_calling_back_until_the_training_ends(tmp_path, m
     """A search worker beats its trial's heartbeat there, or the other workers take the trial for dead."""
     monkeypatch.setattr(cores, "LOCK_DIR", tmp_path)
     ctx = mp.get_context("fork")
-    log, started = ctx.Queue(), ctx.Event()
-    trainer = ctx.Process(target=_train_for, args=(2.5, started, log))
+    log, started, release = ctx.Queue(), ctx.Event(), ctx.Event()
+    trainer = ctx.Process(target=_train_until_released, args=(started, release, log))
     trainer.start()
-    assert started.wait(10)
+    assert started.wait(30)
     calls = []
-    with cores.timing(while_waiting=lambda: calls.append(time.monotonic())):
-        timed_at = time.monotonic()
-    trainer.join()
-    _, end = [log.get() for _ in range(2)][1]
-    assert len(calls) >= 2 and timed_at >= end
+
+    def waiting():
+        calls.append(len(calls))
+        if len(calls) == 3:
+            release.set()  # the training ends only once the timing has waited three times
+
+    with cores.timing(while_waiting=waiting):
+        timed_after = events_until(log, "train-end")
+    trainer.join(30)
+    assert len(calls) >= 3 and timed_after == ["train-start", "train-end"]
 
 
 def _timing_holds_the_cores(lock_dir) -> bool:

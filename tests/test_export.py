@@ -9,7 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas import export
+from nas import export, train
 from nas.config import Augment
 
 QUICK = ["--epochs", "1", "--subset", "0.02"]
@@ -88,25 +88,26 @@ def test_an_existing_export_is_refused_unless_forced(nas_cli, tiny_study, tmp_pa
 
 def test_an_interrupted_export_resumes_and_ends_where_an_uninterrupted_one_does(nas_cli, tiny_study, tmp_path):
     _, storage, name = tiny_study
-    args = ["export", "--study", name, "--storage", storage, "--epochs", "3", "--subset", "0.05"]
+    # 12 short epochs: caught after its first, the export has seconds of training left when the kill lands
+    args = ["export", "--study", name, "--storage", storage, "--epochs", "12", "--subset", "0.05"]
     straight = nas_cli(*args, "--out", str(tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
 
     cmd = [sys.executable, "-m", "nas", *args, "--out", str(tmp_path / "b")]
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
-    state = tmp_path / "b" / "checkpoint" / "state.json"
+    checkpoint = tmp_path / "b" / "checkpoint"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
+    while time.monotonic() < deadline and (train.load_checkpoint(checkpoint, with_tensors=False) or {"epoch": 0})["epoch"] < 1:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = json.loads(state.read_text())["epoch"]
-    assert 1 <= done < 3, "killed after the export had finished; give it more epochs"
+    done = train.load_checkpoint(checkpoint, with_tensors=False)["epoch"]
+    assert 1 <= done < 12, "killed after the export had finished; give it more epochs"
     resumed = nas_cli(*args, "--out", str(tmp_path / "b"))
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming after epoch {done}" in " ".join(resumed.stderr.split())
     a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("a", "b"))
-    assert len(b["history"]) == 3
+    assert len(b["history"]) == 12
     # same seeds, same state restored: the very same weights
     assert a["provenance"]["files_sha256"]["weights.safetensors"] == b["provenance"]["files_sha256"]["weights.safetensors"]
     assert a["test_acc"] == b["test_acc"]

@@ -8,6 +8,7 @@ import yaml
 from optuna.trial import TrialState
 
 from nas import search
+from nas.config import SearchConfig
 from nas.errors import UsageError
 
 TINY = str(Path(__file__).parent / "spaces" / "tiny.yaml")
@@ -128,7 +129,7 @@ def test_units():
 
 def test_rung_pruning_in_a_real_search(tmp_path, small):
     """eta 4 with n_min 2: at rung 1 most trials stop; they are PRUNED, keep their curve, stay off the front."""
-    config = search.SearchConfig(space=TINY, study="p", storage=f"sqlite:///{tmp_path}/p.db", trials=6, epochs=2,
+    config = SearchConfig(space=TINY, study="p", storage=f"sqlite:///{tmp_path}/p.db", trials=6, epochs=2,
                                  rungs=(1,), eta=4.0, n_min=2, objectives=("accuracy", "params"))
     runner = search.Search(config)
     runner.splits = small  # a few hundred real images
@@ -148,7 +149,7 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 
 def test_single_objective_prunes_before_the_last_epoch_never_at_it(tmp_path, small):
     """Optuna's pruners would stop a trial at its final epoch too, losing a finished result."""
-    config = search.SearchConfig(space=TINY, study="s", storage=f"sqlite:///{tmp_path}/s.db", trials=3, epochs=2,
+    config = SearchConfig(space=TINY, study="s", storage=f"sqlite:///{tmp_path}/s.db", trials=3, epochs=2,
                                  rungs=(1, 2), objectives=("accuracy",))
     runner = search.Search(config)
     runner.splits = small
@@ -167,7 +168,7 @@ def test_a_trial_taken_for_dead_by_another_worker_does_not_stop_this_one(tmp_pat
     from nas import spaces
     from nas.config import Recipe
 
-    config = search.SearchConfig(space=TINY, study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=1, epochs=1)
+    config = SearchConfig(space=TINY, study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=1, epochs=1)
     runner = search.Search(config)
     runner.splits = small
     trial = runner._ask()
@@ -179,7 +180,7 @@ def test_a_trial_taken_for_dead_by_another_worker_does_not_stop_this_one(tmp_pat
 
 def test_a_preset_claimed_by_two_workers_at_once_is_trained_by_one(tmp_path, small):
     """Workers started together all find a preset unclaimed; the later claim steps back without training."""
-    config = search.SearchConfig(space=TINY, study="c", storage=f"sqlite:///{tmp_path}/c.db", trials=1, epochs=1,
+    config = SearchConfig(space=TINY, study="c", storage=f"sqlite:///{tmp_path}/c.db", trials=1, epochs=1,
                                  with_presets=True)
     first, second = search.Search(config), search.Search(config)
     second.splits = small

@@ -94,7 +94,7 @@ def test_a_timed_schedule_follows_the_fraction_of_the_time_spent():
 
 def test_a_time_limit_trains_until_the_time_is_up_and_ends_annealed(small):
     recipe = FAST.replace(epochs=1)  # ignored under a time limit
-    _, result = train.train(models.build(TINY), small, recipe, device="cpu", time_limit=3.0)
+    _, result = train.train(models.build(TINY), small, recipe, device="cpu", length=train.ByClock(3.0))
     steps = 512 // 64
     assert result.status == "completed" and result.seconds >= 3.0 and math.isfinite(result.val_acc)
     assert len(result.history) > 1 or result.history[0]["steps"] < steps  # the clock ended it, not the epochs

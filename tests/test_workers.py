@@ -14,6 +14,7 @@ from conftest import TINY_SPACE
 from optuna.trial import TrialState
 
 from nas import search
+from nas.config import SearchConfig
 from nas.errors import UsageError
 
 FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500"]
@@ -67,7 +68,8 @@ def test_three_local_jobs_on_sqlite(nas_cli, tmp_path):
 
 def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_finishes(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
-    cmd = search_cmd(storage, "t", 2, "--subset", "0.1")  # ~1 s epochs: time to catch a trial mid-training
+    # 20 short epochs: caught after its first, a trial has seconds of training left when the kill lands
+    cmd = search_cmd(storage, "t", 2, "--epochs", "20")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim, deadline = None, time.monotonic() + 180
     while victim is None and time.monotonic() < deadline:
@@ -135,7 +137,7 @@ def test_a_diverging_trial_is_failed_with_its_reason_and_the_search_goes_on(tmp_
     space = tmp_path / "wild.yaml"
     space.write_text(Path(TINY_SPACE).read_text().replace("lr: {low: 0.1, high: 0.4, log: true}",
                                                      "lr: {choices: [0.2, 100000.0]}"))
-    config = search.SearchConfig(space=str(space), study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=3,
+    config = SearchConfig(space=str(space), study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=3,
                                  epochs=1, objectives=("accuracy", "params"))
     runner = search.Search(config)
     runner.splits = small
