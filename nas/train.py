@@ -73,7 +73,6 @@ class ByClock:
     for step."""
 
     seconds: float
-    epochs = None  # unknown in advance: progress bars show no total
 
     def progress(self, step: int, seconds: float, steps_per_epoch: int) -> float:
         return seconds / self.seconds
