@@ -125,7 +125,10 @@ def load_checkpoint(folder: Path, with_tensors: bool = True) -> dict | None:
     if not (folder / CHECKPOINT).exists():
         return None
     with safe_open(folder / CHECKPOINT, framework="pt") as f:
-        saved = json.loads(f.metadata()["counters"])
+        counters = (f.metadata() or {}).get("counters")
+        if counters is None:  # written before the counters moved into the file: beside it, in state.json
+            counters = (folder / "state.json").read_text()
+        saved = json.loads(counters)
         if with_tensors:
             saved["tensors"] = {k: f.get_tensor(k) for k in f.keys()}
     return saved
