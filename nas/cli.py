@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nas.config import PICKS, SAMPLERS, DataConfig, ExportConfig, SearchConfig
+from nas.config import PICKS, SAMPLERS, DataConfig, ExportConfig, SearchConfig, parse_budgets
 from nas.errors import NasError, UsageError
 
 err = Console(stderr=True)  # humans read stderr
@@ -269,8 +269,8 @@ def cmd_search(args) -> int:
     config = SearchConfig(
         space=args.space, study=study_name, storage=args.storage or search.default_storage(study_name),
         trials=args.trials, objectives=search.parse_objectives(args.objectives), **limits, epochs=args.epochs,
-        subset=args.subset, sampler=args.sampler, seed=args.seed, with_presets=args.with_presets,
-        timeout=args.timeout, device=args.device,
+        subset=args.subset, budgets=parse_budgets(args.budgets), sampler=args.sampler, seed=args.seed,
+        with_presets=args.with_presets, minutes=args.minutes, device=args.device,
         data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
                         split_seed=args.split_seed))
     if args.jobs < 1:
@@ -282,8 +282,10 @@ def cmd_search(args) -> int:
     runner = search.Search(config, new=args.new)  # creates or checks the study before any worker starts
     already = search.counts(runner.study)["trained"]
     err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials} "
-              f"trained trials so far; fidelity {config.epochs} epochs on {config.subset:.0%} of the training split; "
-              f"limits {config.limits() or 'none'}", highlight=False)
+              f"trained trials so far; rung 0: {config.epochs} epochs on {config.subset:.0%} of the training split"
+              + "".join(f", rung {k}: {b}" for k, b in enumerate(config.budgets, start=1))
+              + f" (the top 1/{config.eta:g} of each rung goes on); limits {config.limits() or 'none'}",
+              highlight=False)
     if len(devices) == 1:  # several workers: run_workers passes the stop on to each
         signal.signal(signal.SIGINT, runner.request_stop)
         signal.signal(signal.SIGTERM, runner.request_stop)
@@ -296,8 +298,10 @@ def cmd_search(args) -> int:
                       f"command to continue study {config.study}", soft_wrap=True)
             raise
     extra = final["trained"] - config.trials
+    promoted = search.promotions(runner.study)
     err.print(f"done: {final['trained']} trained ({final['completed']} completed, {final['pruned']} pruned), "
               f"{final['infeasible']} infeasible, {final['reused']} reused, {final['failed']} failed"
+              + "".join(f"; {n} trained at rung {k}" for k, n in promoted.items())
               + (f"; {extra} over --trials: workers that started together at the end" if extra > 0 else ""))
     print_front(runner.study, args.format)
     return 0
@@ -491,13 +495,16 @@ def parser() -> Parser:
     p.add_argument("--max-params", help=f"hard limit, e.g. 1M (default {S.max_params:.3g}, the seed's); 'none' for none")
     p.add_argument("--max-macs", help="hard limit on multiply-adds per image, e.g. 300M")
     p.add_argument("--max-latency", help="hard limit on batch-1 latency, e.g. 1ms")
-    p.add_argument("--epochs", type=int, default=S.epochs, help="fidelity: epochs per trial")
-    p.add_argument("--subset", type=float, default=S.subset, help="fidelity: fraction of the training split")
+    p.add_argument("--epochs", type=int, default=S.epochs, help="rung 0 (every trial): epochs")
+    p.add_argument("--subset", type=float, default=S.subset, help="rung 0 (every trial): fraction of the training split")
+    p.add_argument("--budgets", default=",".join(f"{b.epochs}x{b.subset:g}" for b in S.budgets),
+                   help="the promotion rungs above rung 0, EPOCHSxFRACTION each (default %(default)s); none: no "
+                        "promotions")
     p.add_argument("--sampler", choices=SAMPLERS, default=S.sampler)
     p.add_argument("--seed", type=int, default=S.seed)
     p.add_argument("--with-presets", action="store_true",
                    help="train the space's presets (those inside the limits) first as reference trials")
-    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--minutes", type=float, help="the search's time budget: no trial or promotion starts after it")
     p.add_argument("--jobs", type=int, default=1, help="local worker processes sharing the study and the cores")
     p.add_argument("--device", default=S.device, help="cpu, cuda, cuda:N or cuda:0,cuda:1 (one worker per GPU); "
                                                    "default: every visible GPU, else the CPU")

@@ -114,6 +114,46 @@ SAMPLERS = ("tpe", "nsga2", "random")
 
 
 @dataclass(frozen=True)
+class Budget:
+    """How much one rung trains a trial: epochs over a fraction of the 50,000 training images."""
+
+    epochs: int
+    subset: float  # fraction of the training split, in (0, 1]
+
+    @property
+    def images(self) -> float:
+        """Images seen, in units of the training split: the budget's cost."""
+        return self.epochs * self.subset
+
+    def __str__(self) -> str:
+        return f"{self.epochs} epochs on {self.subset:.0%}"
+
+
+# Each rung trains eta = 3 times the images of the one below (rung 0: 4 epochs on 20% = 0.8 passes), so every
+# rung costs about as much as rung 0 in all; the top rung is 22 epochs on all 50,000 images, ~3/4 of an export's
+# 30 epochs on 60,000. See benchmarks/README.md ("promotions") for what was measured.
+DEFAULT_BUDGETS = (Budget(6, 0.4), Budget(9, 0.8), Budget(22, 1.0))
+
+
+def parse_budgets(text: str) -> tuple[Budget, ...]:
+    """'6x0.4,9x0.8,22x1' -> three Budgets; 'none' -> no promotions."""
+    if text.strip() == "none":
+        return ()
+    budgets = []
+    for part in text.split(","):
+        epochs, _, subset = part.strip().partition("x")
+        try:
+            budget = Budget(int(epochs), float(subset))
+        except ValueError:
+            budget = None
+        if budget is None or budget.epochs < 1 or not 0 < budget.subset <= 1:
+            raise UsageError(f"--budgets {text!r}: write EPOCHSxFRACTION per rung, e.g. 6x0.4,9x0.8,22x1, "
+                             f"or none")
+        budgets.append(budget)
+    return tuple(budgets)
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """`nas search`: which space, where the study lives, its limits, fidelity and pruning."""
 
@@ -125,15 +165,16 @@ class SearchConfig:
     max_params: float | None = 10e6  # the seed's limit; None = no limit
     max_macs: float | None = None  # multiply-adds per image
     max_latency_ms: float | None = None  # batch-1 latency, milliseconds
-    epochs: int = 4  # fidelity: epochs per trial (the one-cycle schedule is fitted to them)
-    subset: float = 0.2  # fidelity: fraction of the training split each trial trains on
-    rungs: tuple[int, ...] = (1, 2)  # epochs at which a trial may be pruned
-    eta: float = 3.0  # keep the top 1/eta at each rung
-    n_min: int = 5  # trials that must reach a rung before it prunes
+    epochs: int = 4  # rung 0, where every trial starts: epochs (the one-cycle schedule is fitted to them)
+    subset: float = 0.2  # rung 0: fraction of the training split each trial trains on
+    prune_epochs: tuple[int, ...] = (1, 2)  # epochs of rung 0 at which a trial may be stopped early
+    budgets: tuple[Budget, ...] = DEFAULT_BUDGETS  # rungs 1, 2, ...: the budgets promoted trials train at
+    eta: float = 3.0  # keep (and promote) the top 1/eta of each rung
+    n_min: int = 5  # trials that must reach a pruning epoch before it prunes
     sampler: str = "tpe"  # one of SAMPLERS
     seed: int = 0  # seeds the sampler and every trial's recipe
     with_presets: bool = False  # train the space's presets (those inside the limits) as reference trials first
-    timeout: float | None = None  # seconds; stop starting new trials after this
+    minutes: float | None = None  # the whole search's time budget: no trial or promotion starts after it
     device: str = "auto"  # cpu, cuda, cuda:N; auto = a GPU if there is one
     latency_backend: str = "onnxruntime"  # what the latency objective is timed with
     latency_threads: int = 1  # threads of the latency timing (batch 1, as deployed)
@@ -146,6 +187,15 @@ class SearchConfig:
             raise UsageError(f"--sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
         if self.epochs < 1 or not 0 < self.subset <= 1:
             raise UsageError("--epochs must be >= 1 and --subset a fraction in (0, 1]")
+        if self.minutes is not None and not self.minutes > 0:
+            raise UsageError(f"--minutes {self.minutes:g}: must be > 0")
+        if self.eta < 2:
+            raise UsageError(f"eta {self.eta:g}: must be >= 2 (the top 1/eta of a rung goes on)")
+        first = Budget(self.epochs, self.subset)
+        for lower, higher in zip((first, *self.budgets), self.budgets):
+            if higher.images <= lower.images:
+                raise UsageError(f"--budgets: {higher} trains no more than the rung below it ({lower}); "
+                                 f"each rung must grow, e.g. 6x0.4,9x0.8,22x1")
 
     def limits(self) -> dict[str, float]:
         named = {"params": self.max_params, "macs": self.max_macs, "latency_ms": self.max_latency_ms}
@@ -157,7 +207,8 @@ class SearchConfig:
                 "objectives": list(self.objectives), "limits": self.limits(),
                 "fidelity": {"epochs": self.epochs, "subset": self.subset, "val_size": self.data.val_size,
                              "split_seed": self.data.split_seed, "dataset": self.data.dataset},
-                "pruning": {"rungs": list(self.rungs), "eta": self.eta, "n_min": self.n_min},
+                "pruning": {"epochs": list(self.prune_epochs), "eta": self.eta, "n_min": self.n_min},
+                "promotions": [dataclasses.asdict(b) for b in self.budgets],
                 "latency": {"backend": self.latency_backend, "threads": self.latency_threads, "as_deployed": True}}
 
 

@@ -49,56 +49,65 @@ def final_augment(searched: Augment, choice: str, may_mirror: bool) -> Augment:
     return replace(searched, **parse_augment(choice, "--augment"))
 
 
-def mirroring_allowed(trial) -> bool:
+def mirroring_allowed(record) -> bool:
     """Whether the trial's space could draw random mirroring (its `aug_flip` choices include true)."""
-    drawn = trial.distributions.get("aug_flip")
+    drawn = record.distributions.get("aug_flip")
     return drawn is not None and True in getattr(drawn, "choices", ())
 
 
 # ---------------------------------------------------------------- choosing the trial
 
-def exportable(study) -> list:
-    """Completed, feasible, trained trials (reused ones share their original's arch and recipe)."""
+def exportable(study) -> dict:
+    """Architecture number -> the TrialRecord of its highest completed rung, for trained, feasible trials
+    (a reused trial shares its original's arch and recipe, so it may be named too)."""
     from optuna.trial import TrialState
 
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("kind") in ("trained", "reference", "reused")
-            and all(v <= 0 for v in t.constraints.values())]
+    from nas.pruning import rungs_of
+    from nas.records import Kind, TrialRecord
+
+    best = {}
+    for rung, rung_study in enumerate(rungs_of(study)):
+        for t in rung_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            record = TrialRecord.of(t, rung)
+            if (record.trained or record.kind == Kind.REUSED) and record.feasible:
+                best[record.number] = record
+    return best
 
 
-def knee(trials: list, objectives: list[str]) -> object:
+def knee(records: list, objectives: list[str]) -> object:
     """The front's knee: each objective scaled to [0, 1] over the front (costs on a log scale,
-    0 = the front's best), then the trial closest (Euclidean) to the ideal point where all are 0."""
-    values = np.array([t.values for t in trials], dtype=float)
+    0 = the front's best), then the record closest (Euclidean) to the ideal point where all are 0."""
+    values = np.array([r.values for r in records], dtype=float)
     for j, name in enumerate(objectives):
         column = -values[:, j] if name == "accuracy" else np.log10(np.maximum(values[:, j], 1e-12))
         span = column.max() - column.min()
         values[:, j] = (column - column.min()) / span if span > 0 else 0.0
-    return trials[int(np.argmin(np.linalg.norm(values, axis=1)))]
+    return records[int(np.argmin(np.linalg.norm(values, axis=1)))]
 
 
 def choose(study, number: int | None, pick: str):
+    """The TrialRecord to export: trial `number` at its highest rung, or `pick` on the highest rung's front."""
     from nas.search import front
 
     ok = exportable(study)
     on_front = front(study)
-    valid = (f"the front: {', '.join(str(t.number) for t in on_front) or 'empty'}; "
+    valid = (f"the front: {', '.join(str(r.number) for r in on_front) or 'empty'}; "
              f"any of the {len(ok)} completed feasible trials also works")
     if number is None:
         if not on_front:
             raise NasError(f"study {study.study_name} has no completed feasible trial yet; run nas search first")
         if pick not in PICKS:
             raise UsageError(f"--pick {pick!r}: choose best or knee")
-        return on_front[0] if pick == "best" else knee(on_front, study.user_attrs["nas"]["objectives"])
+        top_rung = [r for r in on_front if r.rung == on_front[0].rung]  # compared at one budget only
+        return top_rung[0] if pick == "best" else knee(top_rung, study.user_attrs["nas"]["objectives"])
+    if number in ok:
+        return ok[number]
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in by_number:
         raise UsageError(f"study {study.study_name} has no trial {number}; choose one on {valid}")
-    t = by_number[number]
-    if t not in ok:
-        kind = t.user_attrs.get("kind")
-        state = "infeasible (over a limit, never trained)" if kind == "infeasible" else t.state.name.lower()
-        raise UsageError(f"trial {number} is {state} and cannot be exported; choose one on {valid}")
-    return t
+    kind = by_number[number].user_attrs.get("kind")
+    state = "infeasible (over a limit, never trained)" if kind == "infeasible" else by_number[number].state.name.lower()
+    raise UsageError(f"trial {number} is {state} and cannot be exported; choose one on {valid}")
 
 
 # ---------------------------------------------------------------- the exported model
@@ -219,8 +228,8 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     chosen = choose(study, config.trial, config.pick)
     stored = study.user_attrs["nas"]
     fidelity = stored["fidelity"]
-    arch = chosen.user_attrs["arch"]
-    recipe = Recipe.from_dict(chosen.user_attrs["recipe"])
+    arch = chosen.arch
+    recipe = Recipe.from_dict(chosen.recipe)
     recipe = recipe.replace(epochs=config.epochs, seed=recipe.seed if config.seed is None else config.seed,
                             augment=final_augment(recipe.augment, config.augment, mirroring_allowed(chosen)))
     folder = Path(config.out) if config.out else default_folder(config.study, chosen.number)
@@ -234,13 +243,15 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     checkpoint = folder / "checkpoint"
     resumed = (train.load_checkpoint(checkpoint, with_tensors=False) or {"epoch": 0})["epoch"]
     length = f"{config.minutes:g} minutes" if config.minutes else f"{recipe.epochs} epochs"
-    say(f"exporting trial {chosen.number} of study {config.study}: {models.summary(arch)}; "
+    say(f"exporting trial {chosen.number} of study {config.study} (its rung {chosen.rung} result: validation "
+        f"{chosen.accuracy:.4f} after {chosen.fidelity['epochs']} epochs on {chosen.fidelity['subset']:.0%}): "
+        f"{models.summary(arch)}; "
         f"{length} on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
 
     commit = git_commit()  # the code that trains, not whatever is checked out when the files are written
     device = train.resolve_device(config.device)
     splits = data.load(data_config, device=device, final=True)  # no test split while anything is chosen
-    speed = chosen.user_attrs.get("train_images_per_second")  # measured while the search trained it
+    speed = chosen.train_images_per_second  # measured while the search trained it
     if speed and not config.minutes:
         minutes = (recipe.epochs - resumed) * len(splits.train) / speed / 60
         say(f"expected training time: about {minutes:.0f} min at the {speed:.0f} images/s the search measured "
@@ -275,7 +286,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
         "minutes_limit": config.minutes,
         "train_seconds": round(result.seconds, 1), "seconds_per_epoch": round(result.seconds / recipe.epochs, 2),
         "train_images": len(splits.train), "precision": result.precision, "device": str(device),
-        "search_val_acc": chosen.values[0], "search_fidelity": chosen.user_attrs.get("fidelity"),
+        "search_val_acc": chosen.accuracy, "search_rung": chosen.rung, "search_fidelity": chosen.fidelity,
         "classes": splits.classes, "input": INPUT, "output": OUTPUT, "tta_flip": recipe.tta_flip,
         "history": result.history,
         "provenance": {"versions": versions(), "git_commit": commit, "study": config.study,

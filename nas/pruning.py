@@ -1,4 +1,9 @@
-"""Pruning for several objectives: successive halving by non-dominated rank.
+"""Pruning and promotion for several objectives: successive halving by non-dominated rank.
+
+Two mechanisms share one ranking (`ranked`: non-dominated rank of (accuracy, costs), then accuracy):
+- RungPruner stops a trial early inside rung 0, at a few of its epochs.
+- Ladder promotes the best of each rung to the next, larger budget (asynchronous successive halving,
+  ASHA, Li et al. 2020), through the storage so that any number of workers share it.
 
 Optuna's `Trial.report` raises NotImplementedError in multi-objective studies (optuna#3450), so
 nas prunes by itself. At each rung epoch r1 < r2 < ..., a trial records its validation accuracy
@@ -37,6 +42,13 @@ def nondominated_ranks(points: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def ranked(points: list[tuple[float, ...]]) -> list[int]:
+    """Indices of points (accuracy, cost1, cost2, ...), best first: by non-dominated rank, then accuracy."""
+    losses = np.array([(-p[0], *p[1:]) for p in points], dtype=float)
+    ranks = nondominated_ranks(losses)
+    return sorted(range(len(points)), key=lambda i: (ranks[i], losses[i][0]))
+
+
 @dataclass(frozen=True)
 class RungPruner:
     rungs: tuple[int, ...] = (1, 2)  # epochs at which a trial is judged
@@ -47,10 +59,140 @@ class RungPruner:
         """me and peers: (accuracy, cost1, cost2, ...); peers includes me. True = go on training."""
         if len(peers) < self.n_min:
             return True
-        points = np.array([(-p[0], *p[1:]) for p in peers], dtype=float)  # maximise accuracy = minimise -acc
-        ranks = nondominated_ranks(points)
-        order = sorted(range(len(peers)), key=lambda i: (ranks[i], points[i][0]))
         kept = max(1, math.ceil(len(peers) / self.eta))
-        mine = np.array((-me[0], *me[1:]), dtype=float)
-        position = next(k for k, i in enumerate(order) if np.array_equal(points[i], mine))
+        position = next(k for k, i in enumerate(ranked(peers)) if tuple(peers[i]) == tuple(me))
         return position < kept
+
+
+# ---------------------------------------------------------------- promotions between rungs
+
+def rung_study_name(study_name: str, rung: int) -> str:
+    """Rung k > 0 lives in a study of its own, so Optuna's front, the dashboard and the sampler (which
+    learns from rung 0 only) never compare results of different budgets."""
+    return f"{study_name}/rung-{rung}"
+
+
+def is_rung_study(name: str) -> bool:
+    return "/rung-" in name
+
+
+def rungs_of(study) -> list:
+    """[study, its rung-1 study, its rung-2 study, ...]: those that exist, none created."""
+    import optuna
+
+    names = set(optuna.get_all_study_names(study._storage))
+    studies = [study]
+    while rung_study_name(study.study_name, len(studies)) in names:
+        studies.append(optuna.load_study(study_name=rung_study_name(study.study_name, len(studies)),
+                                         storage=study._storage))
+    return studies
+
+
+@dataclass
+class Promotion:
+    rung: int  # the rung it trains at now (>= 1)
+    trial: object  # an optuna.Trial of that rung's study, RUNNING and owned by this worker
+    root: object  # the FrozenTrial of rung 0 the architecture was drawn in; its number names it everywhere
+
+
+class Ladder:
+    """The rungs of one search: study 0 (where trials are drawn) and one study per promotion budget.
+
+    A trial of rung k is promoted once it ranks in the top floor(n_k / eta) of the n_k trials trained at
+    rung k (pruned ones count, ranked last), and only once: a root appears at most once per rung, the
+    lowest-numbered claim wins when two workers promote together, and a promotion that crashed is queued
+    again by the search's requeue()."""
+
+    def __init__(self, study, budgets, eta: float):
+        import optuna
+
+        self.eta = eta
+        self.budgets = tuple(budgets)
+        self.studies = [study]
+        for k, budget in enumerate(self.budgets, start=1):
+            rung = optuna.create_study(study_name=rung_study_name(study.study_name, k), storage=study._storage,
+                                       directions=study.directions, load_if_exists=True,
+                                       sampler=optuna.samplers.RandomSampler())
+            if "rung" not in rung.user_attrs:
+                if study.metric_names:
+                    rung.set_metric_names(study.metric_names)
+                rung.set_user_attr("rung", {"rung": k, "of": study.study_name, "epochs": budget.epochs,
+                                            "subset": budget.subset})
+            self.studies.append(rung)
+
+    def claim(self) -> Promotion | None:
+        """The next promotion for this worker, highest rung first (ASHA); None when nothing is due."""
+        for k in range(len(self.studies) - 1, 0, -1):
+            promotion = self._claim_at(k)
+            if promotion is not None:
+                return promotion
+        return None
+
+    def busy(self) -> bool:
+        """Is any trial of any rung running or queued? Their results may yet earn promotions."""
+        from optuna.trial import TrialState
+
+        return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+                   for s in self.studies)
+
+    def _claim_at(self, k: int) -> Promotion | None:
+        import optuna
+
+        study = self.studies[k]
+        trial_id = study._pop_waiting_trial_id()  # a promotion queued again after a crash goes first
+        if trial_id is None:
+            due = self._due(k)
+            if not due:
+                return None
+            self.queue(study, due[0], {"root": due[0].number})
+            trial_id = study._pop_waiting_trial_id()  # ours, or another worker's queued at the same moment
+            if trial_id is None:
+                return None
+        trial = optuna.Trial(study, trial_id)
+        root = self._root(trial.user_attrs["root"])
+        if self._claimed_earlier(study, trial):
+            return self._drop_duplicate(study, trial, k)
+        return Promotion(rung=k, trial=trial, root=root)
+
+    def _due(self, k: int) -> list:
+        """Roots (FrozenTrials of rung 0) in the top 1/eta of rung k-1 that rung k has not seen yet."""
+        from optuna.trial import TrialState
+
+        below = self.studies[k - 1]
+        trials = below.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        trained = [t for t in trials if t.user_attrs.get("kind") in ("trained", "reference")]
+        done = [t for t in trained if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())]
+        kept = int(len(trained) // self.eta)
+        top = [done[i] for i in ranked([tuple(t.values) for t in done])[:kept]] if kept and done else []
+        seen = {t.user_attrs.get("root") for t in self.studies[k].get_trials(deepcopy=False)}
+        roots = [t.user_attrs.get("root", t.number) for t in top]
+        return [self._root(r) for r in roots if r not in seen]
+
+    def _root(self, number: int):
+        return self.studies[0]._storage.get_trial(self.studies[0]._storage.get_trial_id_from_study_id_trial_number(
+            self.studies[0]._study_id, number))
+
+    @staticmethod
+    def queue(study, like, attrs: dict) -> None:
+        """Queue a trial with the params of `like` (a root, or a promotion to run again) into `study`."""
+        from optuna.trial import TrialState, create_trial
+
+        kept = {k: like.user_attrs[k] for k in ("root", "preset") if k in like.user_attrs}
+        template = create_trial(state=TrialState.WAITING, params=like.params, distributions=like.distributions,
+                                user_attrs={**kept, **attrs})
+        study._storage.create_new_trial(study._study_id, template_trial=template)
+
+    @staticmethod
+    def _claimed_earlier(study, trial) -> bool:
+        from optuna.trial import TrialState
+
+        root = trial.user_attrs["root"]
+        return any(t.user_attrs.get("root") == root and t.number < trial.number and t.state != TrialState.FAIL
+                   for t in study.get_trials(deepcopy=False))
+
+    def _drop_duplicate(self, study, trial, k: int) -> Promotion | None:
+        from optuna.trial import TrialState
+
+        trial.set_user_attr("fail_reason", "promoted at the same moment by another worker, which trains it")
+        study.tell(trial, state=TrialState.FAIL)
+        return self._claim_at(k)

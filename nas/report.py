@@ -90,34 +90,91 @@ def hypervolume(points: list, objectives) -> float:
     return float(compute_hypervolume(losses, np.ones(len(objectives))))
 
 
-def front_rows(trials, val_size: int) -> list[dict]:
-    """One plain dict per Pareto-optimal trial: what `nas front` shows and prints as JSON/CSV."""
+def front_rows(records, val_size: int) -> list[dict]:
+    """One plain dict per front record (see search.front): what `nas front` shows and prints as JSON/CSV."""
     rows = []
-    for t in trials:
-        acc = t.values[0] if t.values else float("nan")
-        lat = t.user_attrs.get("latency") or {}
-        rows.append({"trial": t.number, "val_acc": acc, "val_acc_se": float(np.sqrt(acc * (1 - acc) / val_size)),
-                     "params": t.user_attrs.get("params"), "macs": t.user_attrs.get("macs"),
-                     "latency_ms": lat.get("median_ms"), "latency_iqr_ms": lat.get("iqr_ms"),
-                     "summary": t.user_attrs.get("summary"), "preset": t.user_attrs.get("preset"),
-                     "values": list(t.values)})
+    for r in records:
+        acc = r.accuracy
+        rows.append({"trial": r.number, "rung": r.rung, "val_acc": acc,
+                     "val_acc_se": float(np.sqrt(acc * (1 - acc) / val_size)),
+                     "epochs": (r.fidelity or {}).get("epochs"), "subset": (r.fidelity or {}).get("subset"),
+                     "params": r.params, "macs": r.macs, "latency_ms": r.latency_ms,
+                     "latency_iqr_ms": r.latency.get("iqr_ms"), "summary": r.summary, "preset": r.preset,
+                     "values": list(r.values)})
     return rows
 
 
 def front_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title)
-    for col in ("trial", "val acc", "params", "MACs", "latency ms", "architecture"):
+    for col in ("trial", "rung", "val acc", "params", "MACs", "latency ms", "architecture"):
         table.add_column(col, justify="left" if col == "architecture" else "right")
     for r in rows:
-        table.add_row(str(r["trial"]) + (f" ({r['preset']})" if r["preset"] else ""),
+        budget = f"{r['rung']} ({r['epochs']}x{r['subset']:g})" if r["epochs"] else str(r["rung"])
+        table.add_row(str(r["trial"]) + (f" ({r['preset']})" if r["preset"] else ""), budget,
                       f"{r['val_acc']:.4f} ± {r['val_acc_se']:.4f}", fmt_count(r["params"]), fmt_count(r["macs"]),
                       f"{r['latency_ms']:.3f}", r["summary"] or "")
     return table
 
 
+def _groups(rung_study, objectives) -> dict[str, list]:
+    """A rung's trials as (record, accuracy) by how they are drawn: trained, front, pruned, ..."""
+    from optuna.trial import TrialState
+
+    from nas.records import Kind, TrialRecord
+
+    on_front = {t.number for t in rung_study.best_trials}
+    groups = {"trained": [], "front": [], "pruned": [], "infeasible": [], "reference": []}
+    for t in rung_study.get_trials(deepcopy=False):
+        r = TrialRecord.of(t)
+        curve = t.user_attrs.get("curve") or []
+        if r.macs is None or r.kind == Kind.REUSED:
+            continue
+        if r.kind == Kind.INFEASIBLE:
+            groups["infeasible"].append((r, None))
+        elif t.state == TrialState.PRUNED and curve:
+            groups["pruned"].append((r, curve[-1][1]))
+        elif t.state == TrialState.COMPLETE:
+            acc = r.accuracy if objectives[0] == "accuracy" else (curve[-1][1] if curve else None)
+            name = "reference" if r.kind == Kind.REFERENCE else "front" if t.number in on_front else "trained"
+            groups[name].append((r, acc))
+    return groups
+
+
+STYLE = {"trained": dict(c="tab:blue", marker="o", alpha=0.5, label="trained"),
+         "front": dict(c="tab:red", marker="o", label="Pareto front of this rung"),
+         "pruned": dict(c="tab:gray", marker="v", alpha=0.5, label="pruned (acc. when stopped)"),
+         "infeasible": dict(c="black", marker="x", label="infeasible (over a limit, not trained)"),
+         "reference": dict(c="tab:green", marker="*", s=160, label="reference (seed preset)")}
+
+
+def _scatter_rung(axes, groups: dict, highlight: int | None, budget: str) -> None:
+    accs = [a for g in ("trained", "front", "pruned", "reference") for _, a in groups[g] if a is not None]
+    floor = min(accs) - 0.01 if accs else 0.0
+    for ax, (key, label) in zip(axes, (("macs", "MACs per image"), ("latency", "batch-1 latency (ms)"))):
+        for name, items in groups.items():
+            if not items:
+                continue
+            xs = [r.macs if key == "macs" else r.latency_ms for r, _ in items]
+            ys = [a if a is not None else floor for _, a in items]
+            ax.scatter(xs, ys, **STYLE[name])
+            for x, y, (r, _) in zip(xs, ys, items):
+                if name == "reference":
+                    ax.annotate(r.preset or "", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+                if r.number == highlight:
+                    ax.scatter([x], [y], s=320, facecolors="none", edgecolors="tab:orange", linewidths=2.5,
+                               label=f"trial {highlight} (exported)")
+                    ax.annotate(f"trial {highlight}", (x, y), fontsize=8, xytext=(8, -12), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"validation accuracy ({budget})")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+
+
 def plot_study(study, objectives, folder: Path, highlight: int | None = None,
                with_hypervolume: bool = True) -> list[Path]:
-    """front.png (accuracy vs MACs and vs latency) and hypervolume.png, written into `folder`.
+    """front.png (accuracy vs MACs and vs latency, one row per rung, highest first) and hypervolume.png
+    (of rung 0, where every trial is drawn), written into `folder`.
 
     highlight: a trial number to ring and label (the exported trial, on a model card)."""
     import matplotlib
@@ -126,51 +183,17 @@ def plot_study(study, objectives, folder: Path, highlight: int | None = None,
     import matplotlib.pyplot as plt
     from optuna.trial import TrialState
 
+    from nas.pruning import rungs_of
+
     folder.mkdir(parents=True, exist_ok=True)
+    rungs = [(k, s) for k, s in enumerate(rungs_of(study)) if k == 0 or s.get_trials(deepcopy=False)][::-1]
+    fig, axes = plt.subplots(len(rungs), 2, figsize=(12, 4.8 * len(rungs)), squeeze=False)
+    for row, (k, rung_study) in zip(axes, rungs):
+        budget = rung_study.user_attrs.get("rung") or {"epochs": "search", "subset": None}
+        label = f"rung {k}: {budget['epochs']} epochs" + (f" on {budget['subset']:.0%}" if budget["subset"] else "")
+        _scatter_rung(row, _groups(rung_study, objectives), highlight, label)
     trials = study.get_trials(deepcopy=False)
-    on_front = {t.number for t in study.best_trials}
-    groups = {"trained": [], "front": [], "pruned": [], "infeasible": [], "reference": []}
-    for t in trials:
-        kind = t.user_attrs.get("kind")
-        if "macs" not in t.user_attrs or kind == "reused":
-            continue
-        curve = t.user_attrs.get("curve") or []
-        if kind == "infeasible":
-            groups["infeasible"].append((t, None))
-        elif t.state == TrialState.PRUNED and curve:
-            groups["pruned"].append((t, curve[-1][1]))
-        elif t.state == TrialState.COMPLETE:
-            acc = t.values[0] if objectives[0] == "accuracy" else (curve[-1][1] if curve else None)
-            groups["reference" if kind == "reference" else "front" if t.number in on_front else "trained"].append((t, acc))
-    trained_accs = [a for g in ("trained", "front", "pruned", "reference") for _, a in groups[g] if a is not None]
-    floor = min(trained_accs) - 0.01 if trained_accs else 0.0
-    style = {"trained": dict(c="tab:blue", marker="o", alpha=0.5, label="trained"),
-             "front": dict(c="tab:red", marker="o", label="Pareto front"),
-             "pruned": dict(c="tab:gray", marker="v", alpha=0.5, label="pruned (acc. when stopped)"),
-             "infeasible": dict(c="black", marker="x", label="infeasible (over a limit, not trained)"),
-             "reference": dict(c="tab:green", marker="*", s=160, label="reference (seed preset)")}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    for ax, (key, label) in zip(axes, (("macs", "MACs per image"), ("latency", "batch-1 latency (ms)"))):
-        for name, items in groups.items():
-            if not items:
-                continue
-            xs = [t.user_attrs["macs"] if key == "macs" else t.user_attrs["latency"]["median_ms"] for t, _ in items]
-            ys = [a if a is not None else floor for _, a in items]
-            ax.scatter(xs, ys, **style[name])
-            for x, y, (t, _) in zip(xs, ys, items):
-                if name == "reference":
-                    ax.annotate(t.user_attrs.get("preset", ""), (x, y), fontsize=7, xytext=(4, 4),
-                                textcoords="offset points")
-                if t.number == highlight:
-                    ax.scatter([x], [y], s=320, facecolors="none", edgecolors="tab:orange", linewidths=2.5,
-                               label=f"trial {highlight} (exported)")
-                    ax.annotate(f"trial {highlight}", (x, y), fontsize=8, xytext=(8, -12), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel(label)
-        ax.set_ylabel("validation accuracy (search fidelity)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"study {study.study_name}: {len(trials)} trials")
+    fig.suptitle(f"study {study.study_name}: {len(trials)} trials drawn; each row compares one rung's budget")
     fig.tight_layout()
     front_png = folder / "front.png"
     fig.savefig(front_png, dpi=110)
@@ -217,7 +240,8 @@ class SearchDisplay:
                                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
         self.trials = self.progress.add_task("trained trials", total=trials, completed=already, info="")
         self.epoch = self.progress.add_task("current trial", total=1, info="", visible=False)
-        self.tally = {"completed": 0, "pruned": 0, "infeasible": 0, "reused": 0, "failed": 0, "reference": 0}
+        self.tally = {"completed": 0, "pruned": 0, "infeasible": 0, "reused": 0, "failed": 0, "reference": 0,
+                      "promoted": 0}
         self.front_source = front_source  # () -> (rows, title) of the front as it stands
 
     def __enter__(self):
@@ -234,19 +258,20 @@ class SearchDisplay:
         p = self.progress
         if event in ("start", "step") and "worker" in info:
             return  # several workers: one line per finished trial is all that stays readable
+        rung = f" rung {info['rung']}" if info.get("rung") else ""
         if event == "start":
-            p.update(self.epoch, description=f"trial {info['number']}", completed=0, total=info["epochs"],
+            p.update(self.epoch, description=f"trial {info['number']}{rung}", completed=0, total=info["epochs"],
                      info=info["summary"][:60], visible=True)
         elif event == "step":
             p.update(self.epoch, completed=info["epoch"] - 1 + info["step"] / info["steps"])
         elif event == "end":
             what = info["kind"]
-            self.tally["completed" if what == "trained" else what] += 1
-            if what in ("trained", "pruned"):
+            self.tally["promoted" if rung and what != "failed" else "completed" if what == "trained" else what] += 1
+            if what in ("trained", "pruned") and not rung:
                 p.advance(self.trials)
             p.update(self.epoch, visible=False)
             p.update(self.trials, info=self._counts())
-            line = f"trial {info['number']}: {what}" + (f" (worker {info['worker']})" if "worker" in info else "")
+            line = f"trial {info['number']}{rung}: {what}" + (f" (worker {info['worker']})" if "worker" in info else "")
             if "acc" in info:
                 line += f"  val acc {info['acc']:.4f}" + (f" at epoch {info['epoch']}" if what == "pruned" else "")
             if "costs" in info:
@@ -256,7 +281,7 @@ class SearchDisplay:
                 line += f"  ({info['reason']})"
             p.console.print(line, highlight=False)
             trained = self.tally["completed"] + self.tally["pruned"]
-            if self.front_source and what in ("trained", "pruned") and trained % self.FRONT_EVERY == 0:
+            if self.front_source and what in ("trained", "pruned") and not rung and trained % self.FRONT_EVERY == 0:
                 p.console.print(front_table(*self.front_source()))
         elif event == "timeout":
-            p.console.print("--timeout reached: no new trials started")
+            p.console.print("--minutes reached: no new trial or promotion started")

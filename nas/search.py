@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from nas.config import DataConfig, Recipe, SearchConfig
+from nas.config import Budget, DataConfig, Recipe, SearchConfig
 from nas.errors import NasError, UsageError
 
 OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "macs": "minimize", "latency": "minimize"}
@@ -119,7 +119,9 @@ def load_study(study: str, storage: str):
     import optuna
 
     store = _storage(storage)
-    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    from nas.pruning import is_rung_study
+
+    names = [s.study_name for s in optuna.get_all_study_summaries(store) if not is_rung_study(s.study_name)]
     if study not in names:
         raise UsageError(f"no study {study!r} in {redact(storage)}; studies there: {', '.join(names) or 'none'}")
     return optuna.load_study(study_name=study, storage=store)
@@ -161,7 +163,7 @@ def open_study(config: SearchConfig, space_file: Path, new: bool = False, worker
     if not config.storage.startswith("sqlite"):
         seed += int(hashlib.sha256(this_worker().encode()).hexdigest()[:8], 16)
     directions = [OBJECTIVES[o] for o in config.objectives]
-    pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config.rungs[0], reduction_factor=int(config.eta))
+    pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config.prune_epochs[0], reduction_factor=int(config.eta))
               if len(directions) == 1 else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=config.study, storage=store, directions=directions, load_if_exists=True,
                                 sampler=make_sampler(config.sampler, seed), pruner=pruner)
@@ -196,9 +198,30 @@ def counts(study) -> dict[str, int]:
 
 
 def front(study) -> list:
-    """Pareto-optimal feasible trials that were trained here (reused duplicates left out)."""
-    return sorted((t for t in study.best_trials if t.user_attrs.get("kind") in ("trained", "reference")),
-                  key=lambda t: -t.values[0])
+    """TrialRecords of the Pareto front of the highest rung reached, most accurate first, then of each lower
+    rung the front's architectures not shown yet: results are compared only with results of the same budget.
+    Reused duplicates are left out (their original stands for them)."""
+    from nas.pruning import rungs_of
+    from nas.records import TrialRecord
+
+    rows, shown = [], set()
+    for rung, rung_study in reversed(list(enumerate(rungs_of(study)))):
+        best = [TrialRecord.of(t, rung) for t in rung_study.best_trials]
+        for record in sorted((r for r in best if r.trained), key=lambda r: -r.accuracy):
+            if record.number not in shown:
+                rows.append(record)
+                shown.add(record.number)
+    return rows
+
+
+def promotions(study) -> dict[int, int]:
+    """Completed trials per rung above 0: {1: 12, 2: 4, 3: 1}."""
+    from optuna.trial import TrialState
+
+    from nas.pruning import rungs_of
+
+    return {k: len(s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            for k, s in enumerate(rungs_of(study)) if k > 0}
 
 
 def candidate_key(arch: dict, recipe: dict) -> str:
@@ -265,9 +288,17 @@ def worker_is_gone(owner: str | None) -> bool:
 
 def requeue(study, trial, reason: str, always: bool = False) -> None:
     """Note why a trial failed and queue its parameters as a new trial: once for a crash (a model that
-    kills its worker must not kill every worker in turn), every time for a Ctrl-C (`always`)."""
-    if trial.params and (always or "retry_of" not in trial.user_attrs) and "preset" not in trial.user_attrs:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retry_reason": reason[:1000]})
+    kills its worker must not kill every worker in turn), every time for a Ctrl-C (`always`). A promotion
+    goes back to its rung's queue, where the Ladder picks it up before anything else."""
+    from nas.pruning import Ladder
+
+    if not (always or "retry_of" not in trial.user_attrs):
+        return
+    note = {"retry_of": trial.number, "retry_reason": reason[:1000]}
+    if "root" in trial.user_attrs:
+        Ladder.queue(study, trial, note)
+    elif trial.params and "preset" not in trial.user_attrs:  # presets are run again by name
+        study.enqueue_trial(trial.params, user_attrs=note)
 
 
 def recover_crashed(study) -> list[int]:
@@ -294,53 +325,93 @@ def recover_crashed(study) -> list[int]:
 # ---------------------------------------------------------------- one trial
 
 class Search:
-    """Runs trials into a study; `events` (optional) receives progress for the display."""
+    """Runs trials into a study; `events` (optional) receives progress for the display.
+
+    One trial of rung 0: draw arch + recipe -> describe -> reuse an identical earlier result, or measure ->
+    refuse if over a limit -> train (pruned at a few epochs) -> tell. A promotion: copy the root's
+    description and costs -> train at the rung's budget -> tell. ASHA's order: a due promotion before a new
+    draw, the highest rung first."""
 
     def __init__(self, config: SearchConfig, events=None, new: bool = False, worker: int = 0):
-        from nas import data, spaces, train
-        from nas.pruning import RungPruner
+        from nas import spaces, train
+        from nas.pruning import Ladder, RungPruner
 
         self.config = config
         self.space = spaces.load(config.space)
         check_limits_reachable(self.space, config)
         self.device = train.resolve_device(config.device)
         self.study = open_study(config, self.space.path, new=new, worker=worker)
-        self.pruner = RungPruner(tuple(config.rungs), config.eta, config.n_min)
+        self.ladder = Ladder(self.study, config.budgets, config.eta)
+        self.pruner = RungPruner(tuple(config.prune_epochs), config.eta, config.n_min)
         self.events = events or (lambda event, **info: None)
         self.stop_requested = False  # set by request_stop(); honoured at the next training step
-        self.splits = data.load(DataConfig(**{**asdict(config.data), "subset": config.subset}), device=self.device)
+        self._splits = {}  # subset -> data.Splits, loaded when a rung first needs it
+
+    def splits(self, subset: float):
+        from nas import data
+
+        if subset not in self._splits:
+            self._splits[subset] = data.load(DataConfig(**{**asdict(self.config.data), "subset": subset}),
+                                             device=self.device)
+        return self._splits[subset]
 
     # -- the loop
     def run(self) -> dict[str, int]:
-        from nas import spaces
-
-        start = time.monotonic()
+        deadline = time.monotonic() + 60 * self.config.minutes if self.config.minutes else None
         if self.config.with_presets:
             self._run_presets()
         rejected_in_a_row = 0
-        while counts(self.study)["trained"] < self.config.trials:
-            self._check_stop()
-            if self.config.timeout and time.monotonic() - start > self.config.timeout:
-                self.events("timeout")
+        while not self._out_of_time(deadline):
+            self._recover()
+            promotion = self.ladder.claim()
+            if promotion is not None:
+                self._guarded(promotion.trial, lambda: self.promote(promotion))
+            elif counts(self.study)["trained"] < self.config.trials:
+                kind = self._draw_one()
+                rejected_in_a_row = rejected_in_a_row + 1 if kind in ("infeasible", "reused") else 0
+                if rejected_in_a_row >= GIVE_UP_AFTER:
+                    raise NasError(f"the last {GIVE_UP_AFTER} proposals were all over the limits or already "
+                                   f"trained; loosen --max-params/--max-macs/--max-latency or widen the space "
+                                   f"(the study keeps everything so far)")
+            elif self.ladder.busy():
+                self._wait()  # other workers' trials may yet earn promotions
+            else:
                 break
-            for number in recover_crashed(self.study):
-                self.events("end", number=number, kind="failed", reason="its worker died; queued again")
-            trial = self._ask()
-            arch = spaces.sample(trial, self.space)
-            recipe = spaces.sample_recipe(trial, self.space, Recipe(epochs=self.config.epochs, seed=self.config.seed))
-            kind = self._guarded(trial, arch, recipe)
-            rejected_in_a_row = rejected_in_a_row + 1 if kind in ("infeasible", "reused") else 0
-            if rejected_in_a_row >= GIVE_UP_AFTER:
-                raise NasError(f"the last {GIVE_UP_AFTER} proposals were all over the limits or already trained; "
-                               f"loosen --max-params/--max-macs/--max-latency or widen the space "
-                               f"(the study keeps everything so far)")
         return counts(self.study)
+
+    def _out_of_time(self, deadline: float | None) -> bool:
+        self._check_stop()
+        late = deadline is not None and time.monotonic() > deadline
+        if late:
+            self.events("timeout")
+        return late
+
+    def _recover(self) -> None:
+        for study in self.ladder.studies:
+            for number in recover_crashed(study):
+                self.events("end", number=number, kind="failed", reason="its worker died; queued again")
+
+    def _wait(self) -> None:
+        for _ in range(HEARTBEAT):
+            self._check_stop()
+            time.sleep(0.5)
+
+    def _draw_one(self) -> str:
+        from nas import spaces
+
+        trial = self._ask()
+        arch = spaces.sample(trial, self.space)
+        recipe = spaces.sample_recipe(trial, self.space, Recipe(epochs=self.config.epochs, seed=self.config.seed))
+        return self._guarded(trial, lambda: self.evaluate(trial, arch, recipe))
 
     def _ask(self):
         trial = self.study.ask()
-        trial.set_user_attr("worker", this_worker())  # which process runs it; see recover_crashed()
-        self.study._storage.record_heartbeat(trial._trial_id)
+        self._own(trial)
         return trial
+
+    def _own(self, trial) -> None:
+        trial.set_user_attr("worker", this_worker())  # which process runs it; see recover_crashed()
+        trial.storage.record_heartbeat(trial._trial_id)
 
     def _run_presets(self):
         for name, preset in self.space.presets.items():
@@ -362,15 +433,15 @@ class Search:
                 continue
             recipe = Recipe.from_dict({**Recipe(epochs=self.config.epochs, seed=self.config.seed).to_dict(),
                                        **(preset.get("recipe") or {})})
-            self._guarded(trial, preset["arch"], recipe, reference=True)
+            self._guarded(trial, lambda: self.evaluate(trial, preset["arch"], recipe, reference=True))
 
-    def _guarded(self, trial, arch: dict, recipe: Recipe, reference: bool = False) -> str:
-        """evaluate(), but a trial that dies (Ctrl-C, a crash) is marked failed with its reason, not left running."""
+    def _guarded(self, trial, work) -> str:
+        """work(), but a trial that dies (Ctrl-C, a crash) is marked failed with its reason, not left running."""
         import optuna
         from optuna.trial import TrialState
 
         try:
-            return self.evaluate(trial, arch, recipe, reference)
+            return work()
         except optuna.exceptions.UpdateFinishedTrialError:
             # another worker took this trial for dead and requeued its parameters: nothing left to do here
             self.events("end", number=trial.number, kind="failed", reason="taken for dead by another worker; queued again")
@@ -379,8 +450,8 @@ class Search:
             interrupted = isinstance(e, KeyboardInterrupt)
             reason = "interrupted" if interrupted else f"{type(e).__name__}: {e}"
             trial.set_user_attr("fail_reason", reason[:1000])
-            self.study.tell(trial, state=TrialState.FAIL)
-            requeue(self.study, trial, reason, always=interrupted)  # the next run trains these parameters first
+            trial.study.tell(trial, state=TrialState.FAIL)
+            requeue(trial.study, trial, reason, always=interrupted)  # the next run trains these parameters first
             raise
 
     def request_stop(self, signum=None, frame=None):
@@ -395,9 +466,45 @@ class Search:
         if self.stop_requested:
             raise KeyboardInterrupt
 
-    def _values(self, accuracy: float, params: int, macs: int, latency_ms: float) -> list[float]:
-        known = {"accuracy": accuracy, "params": params, "macs": macs, "latency": latency_ms}
+    def _values(self, accuracy: float, costs: dict) -> list[float]:
+        known = {"accuracy": accuracy, "params": costs["params"], "macs": costs["macs"], "latency": costs["latency_ms"]}
         return [float(known[o]) for o in self.config.objectives]
+
+    # -- rung 0: a new draw
+    def evaluate(self, trial, arch: dict, recipe: Recipe, reference: bool = False) -> str:
+        """Describe, then reuse or measure -> check limits -> train with pruning -> tell. Returns the trial's kind."""
+        from nas import models
+
+        key = self._describe(trial, arch, recipe, Budget(self.config.epochs, self.config.subset), rung=0)
+        if not reference and self._reuse(trial, key):
+            kind = "reused"
+            self.events("end", number=trial.number, kind=kind)
+        else:
+            model = models.build(arch, seed=recipe.seed)
+            costs = self._measure(trial, model, recipe)
+            if any(costs[n] > limit for n, limit in self.config.limits().items()):
+                # a preset over a limit too: training it would spend the search's budget on a model it cannot pick
+                kind = "infeasible"
+                trial.set_user_attr("kind", kind)
+                self.study.tell(trial, self._values(0.0, costs))
+                self.events("end", number=trial.number, kind=kind, costs=costs)
+            else:
+                judge = None if reference else self._pruning_judge(trial, recipe, costs)
+                result = self._train(trial, model, recipe, self.splits(self.config.subset), judge,
+                                     eval_epochs=set(self.config.prune_epochs))
+                kind = self._tell(trial, result, costs, "reference" if reference else "trained")
+        return kind
+
+    def _describe(self, trial, arch: dict, recipe: Recipe, budget: Budget, rung: int) -> str:
+        from nas import models
+
+        key = candidate_key(arch, recipe.to_dict())
+        for name, value in (("arch", arch), ("summary", models.summary(arch)), ("recipe", recipe.to_dict()),
+                            ("key", key), ("fidelity", dataclasses.asdict(budget)), ("rung", rung)):
+            trial.set_user_attr(name, value)
+        root = trial.user_attrs.get("root", trial.number)
+        self.events("start", number=root, rung=rung, summary=models.summary(arch), epochs=recipe.epochs)
+        return key
 
     def _reuse(self, trial, key: str) -> bool:
         from optuna.trial import TrialState
@@ -413,103 +520,126 @@ class Search:
                 return True
         return False
 
-    def evaluate(self, trial, arch: dict, recipe: Recipe, reference: bool = False) -> str:
-        """Measure, check limits, train with pruning, tell. Returns the trial's kind."""
-        from optuna.trial import TrialState
+    def _measure(self, trial, model, recipe: Recipe) -> dict:
+        """Params, MACs and latency onto the trial, with how far each is over its limit. Returns the costs."""
+        from nas import cores, measure, models
 
-        from nas import cores, measure, models, train
-
-        key = candidate_key(arch, recipe.to_dict())
-        trial.set_user_attr("arch", arch)
-        trial.set_user_attr("summary", models.summary(arch))
-        trial.set_user_attr("recipe", recipe.to_dict())
-        trial.set_user_attr("key", key)
-        trial.set_user_attr("fidelity", {"epochs": self.config.epochs, "subset": self.config.subset})
-        self.events("start", number=trial.number, summary=models.summary(arch), epochs=recipe.epochs)
-        if not reference and self._reuse(trial, key):
-            self.events("end", number=trial.number, kind="reused")
-            return "reused"
-
-        model = models.build(arch, seed=recipe.seed)
         params, (macs, uncounted) = measure.count_params(model), measure.count_macs(model)
-        last_beat = time.monotonic()
-
-        def beat():  # the trial is alive while it waits for the cores, however long the trainings in flight take
-            nonlocal last_beat
-            self._check_stop()  # a safe point: between two optimiser steps or tries of the lock, no storage call
-            if time.monotonic() - last_beat > HEARTBEAT:
-                self.study._storage.record_heartbeat(trial._trial_id)
-                last_beat = time.monotonic()
-
-        with cores.timing(while_waiting=beat):  # never while a trial trains on these cores
+        with cores.timing(while_waiting=self._beater(trial)):  # never while a trial trains on these cores
             # timed as deployed: with the flip test-time augmentation when the recipe uses it
             latency = measure.latency(models.deployable(model, recipe.tta_flip), backend=self.config.latency_backend,
                                       threads=self.config.latency_threads)
-        trial.set_user_attr("params", params)
-        trial.set_user_attr("macs", macs)
-        trial.set_user_attr("uncounted_ops", uncounted)
-        trial.set_user_attr("latency", latency)
+        for name, value in (("params", params), ("macs", macs), ("uncounted_ops", uncounted), ("latency", latency)):
+            trial.set_user_attr(name, value)
         costs = {"params": params, "macs": macs, "latency_ms": latency["median_ms"]}
         # > 0: over the limit, by that fraction
         record_constraints(trial, {name: costs[name] / limit - 1 for name, limit in self.config.limits().items()})
-        # a preset over a limit too: training it would spend the search's budget on a model it cannot pick
-        if any(costs[n] > limit for n, limit in self.config.limits().items()):
-            trial.set_user_attr("kind", "infeasible")
-            self.study.tell(trial, self._values(0.0, params, macs, latency["median_ms"]))
-            self.events("end", number=trial.number, kind="infeasible", costs=costs)
-            return "infeasible"
+        return costs
 
-        cost_values = self._values(0.0, params, macs, latency["median_ms"])[1:]
-        curve = []
+    def _pruning_judge(self, trial, recipe: Recipe, costs: dict):
+        """on_epoch's verdict at rung 0's pruning epochs: True = stop this trial."""
+        cost_values = self._values(0.0, costs)[1:]
+
+        def judge(epoch: int, accuracy: float) -> bool:
+            if len(self.config.objectives) == 1:
+                trial.report(accuracy, epoch)
+                # Optuna's pruners would also stop a trial at its last epoch, throwing away a finished result
+                return epoch < recipe.epochs and trial.should_prune()
+            if epoch not in self.config.prune_epochs or epoch == recipe.epochs:
+                return False
+            trial.set_user_attr(f"rung_{epoch}", accuracy)
+            peers = [(t.user_attrs[f"rung_{epoch}"], *(self._values(0.0, stored_costs(t))[1:])) for t in
+                     self.study.get_trials(deepcopy=False) if f"rung_{epoch}" in t.user_attrs]
+            return not self.pruner.keeps((accuracy, *cost_values), peers)
+
+        return judge
+
+    # -- training, shared by both kinds of trial
+    def _beater(self, trial):
+        """A callback that keeps the trial alive (heartbeat) and honours a stop, between training steps."""
+        last_beat = time.monotonic()
+
+        def beat():
+            nonlocal last_beat
+            self._check_stop()  # a safe point: between two optimiser steps or tries of the lock, no storage call
+            if time.monotonic() - last_beat > HEARTBEAT:
+                trial.storage.record_heartbeat(trial._trial_id)
+                last_beat = time.monotonic()
+
+        return beat
+
+    def _train(self, trial, model, recipe: Recipe, splits, judge, eval_epochs: set[int]):
+        """Train, recording the validation curve on the trial; `judge(epoch, accuracy)` may stop it."""
+        from nas import cores, train
+
+        beat, curve = self._beater(trial), []
 
         def on_epoch(epoch, metrics):
-            if metrics["val_acc"] is None:  # not a rung: nothing was scored
+            if metrics["val_acc"] is None:  # not a scoring epoch
                 return False
             curve.append([epoch, round(metrics["val_acc"], 5)])
             trial.set_user_attr("curve", curve)
-            if reference:
-                return False
-            if len(self.config.objectives) == 1:
-                trial.report(metrics["val_acc"], epoch)
-                # Optuna's pruners would also stop a trial at its last epoch, throwing away a finished result
-                return epoch < recipe.epochs and trial.should_prune()
-            if epoch not in self.config.rungs or epoch == recipe.epochs:
-                return False
-            trial.set_user_attr(f"rung_{epoch}", metrics["val_acc"])
-            peers = [(t.user_attrs[f"rung_{epoch}"], *(self._cost_values(t))) for t in
-                     self.study.get_trials(deepcopy=False) if f"rung_{epoch}" in t.user_attrs]
-            return not self.pruner.keeps((metrics["val_acc"], *cost_values), peers)
+            return judge is not None and judge(epoch, metrics["val_acc"])
 
         def on_step(epoch, step, steps):
             beat()
             self.events("step", epoch=epoch, step=step, steps=steps)
 
         with cores.training():
-            trained, result = train.train(model, self.splits, recipe, self.device, on_epoch=on_epoch,
-                                          on_step=on_step, eval_epochs=set(self.config.rungs))
+            _, result = train.train(model, splits, recipe, self.device, on_epoch=on_epoch, on_step=on_step,
+                                    eval_epochs=eval_epochs)
         trial.set_user_attr("train_seconds", round(result.seconds, 2))
         trial.set_user_attr("train_images_per_second", round(result.images_per_second, 1))
         trial.set_user_attr("precision", result.precision)
+        return result
+
+    def _tell(self, trial, result, costs: dict, kind: str) -> str:
+        """The training's outcome into the storage: failed (diverged), pruned, or its values."""
+        from optuna.trial import TrialState
+
+        root = trial.user_attrs.get("root", trial.number)
+        rung = trial.user_attrs.get("rung", 0)
         if result.status == "diverged":
+            kind = "failed"
             trial.set_user_attr("fail_reason", result.reason)
-            self.study.tell(trial, state=TrialState.FAIL)
-            self.events("end", number=trial.number, kind="failed", reason=result.reason)
-            return "failed"
-        kind = "reference" if reference else "trained"
-        trial.set_user_attr("kind", kind)
-        if result.status == "stopped":
+            trial.study.tell(trial, state=TrialState.FAIL)
+            self.events("end", number=root, rung=rung, kind=kind, reason=result.reason)
+        elif result.status == "stopped":
+            trial.set_user_attr("kind", kind)
             trial.set_user_attr("pruned_at_epoch", len(result.history))
-            self.study.tell(trial, state=TrialState.PRUNED)
-            self.events("end", number=trial.number, kind="pruned", epoch=len(result.history), acc=result.val_acc)
-            return "pruned"
-        self.study.tell(trial, self._values(result.val_acc, params, macs, latency["median_ms"]))
-        self.events("end", number=trial.number, kind=kind, acc=result.val_acc, costs=costs)
+            trial.study.tell(trial, state=TrialState.PRUNED)
+            kind = "pruned"
+            self.events("end", number=root, rung=rung, kind=kind, epoch=len(result.history), acc=result.val_acc)
+        else:
+            trial.set_user_attr("kind", kind)
+            trial.study.tell(trial, self._values(result.val_acc, costs))
+            self.events("end", number=root, rung=rung, kind=kind, acc=result.val_acc, costs=costs)
         return kind
 
-    def _cost_values(self, t) -> list[float]:
-        """A trial's objective costs (all but accuracy) from its stored measurements."""
-        a = t.user_attrs
-        return self._values(0.0, a.get("params", 0), a.get("macs", 0), (a.get("latency") or {}).get("median_ms", 0))[1:]
+    # -- rungs 1, 2, ...: a promotion
+    def promote(self, promotion) -> str:
+        """Train a promoted architecture afresh at its rung's budget (the one-cycle schedule fitted to it)."""
+        from nas import models
+
+        root, trial = promotion.root, promotion.trial
+        self._own(trial)
+        budget = self.config.budgets[promotion.rung - 1]
+        arch = root.user_attrs["arch"]
+        recipe = Recipe.from_dict(root.user_attrs["recipe"]).replace(epochs=budget.epochs)
+        self._describe(trial, arch, recipe, budget, rung=promotion.rung)
+        for name in ("params", "macs", "uncounted_ops", "latency"):  # the same network: its costs stand
+            trial.set_user_attr(name, root.user_attrs.get(name))
+        record_constraints(trial, {k: v for k, v in root.constraints.items() if not k.isdigit()})
+        model = models.build(arch, seed=recipe.seed)
+        result = self._train(trial, model, recipe, self.splits(budget.subset), None, eval_epochs={budget.epochs})
+        return self._tell(trial, result, stored_costs(root), root.user_attrs.get("kind", "trained"))
+
+
+def stored_costs(t) -> dict:
+    """A trial's measured costs, as _measure() returned them."""
+    a = t.user_attrs
+    return {"params": a.get("params", 0), "macs": a.get("macs", 0),
+            "latency_ms": (a.get("latency") or {}).get("median_ms", 0)}
 
 
 # ---------------------------------------------------------------- several local workers

@@ -7,6 +7,7 @@ import pytest
 from rich.console import Console
 
 from nas import report
+from nas.records import TrialRecord
 
 
 def test_costs_are_normalised_on_a_log_scale_and_accuracy_as_error():
@@ -26,18 +27,19 @@ def test_hypervolume_of_constructed_points():
     assert report.hypervolume([a, dominated, d], objectives) == pytest.approx(0.9 + 0.05 * 0.5)
 
 
-def trial(number, acc, **attrs):
+def trial(number, acc, rung=0, **attrs):
     t = optuna.trial.create_trial(values=[acc, attrs.get("macs", 1e6)], user_attrs=attrs)
     t.number = number
-    return t
+    return TrialRecord.of(t, rung)
 
 
 def test_front_rows_carry_each_trials_figures_and_the_standard_error():
-    trials = [trial(3, 0.9, params=1000, macs=2e6, latency={"median_ms": 0.5, "iqr_ms": 0.01}, summary="stem8",
-                    preset="full-res-resnet"),
-              trial(7, 0.8, params=10, macs=3e5, latency={"median_ms": 0.1, "iqr_ms": 0.002}, summary="stem4")]
+    trials = [trial(3, 0.9, rung=2, params=1000, macs=2e6, latency={"median_ms": 0.5, "iqr_ms": 0.01},
+                    summary="stem8", preset="full-res-resnet", root=3, fidelity={"epochs": 9, "subset": 0.8}),
+              trial(7, 0.8, params=10, macs=3e5, latency={"median_ms": 0.1, "iqr_ms": 0.002}, summary="stem4",
+                    fidelity={"epochs": 4, "subset": 0.2})]
     rows = report.front_rows(trials, val_size=10_000)
-    assert [r["trial"] for r in rows] == [3, 7]
+    assert [(r["trial"], r["rung"], r["epochs"], r["subset"]) for r in rows] == [(3, 2, 9, 0.8), (7, 0, 4, 0.2)]
     first = rows[0]
     assert first["val_acc_se"] == pytest.approx(math.sqrt(0.9 * 0.1 / 10_000))  # 0.003
     assert (first["params"], first["macs"], first["latency_ms"], first["latency_iqr_ms"]) == (1000, 2e6, 0.5, 0.01)
@@ -47,6 +49,7 @@ def test_front_rows_carry_each_trials_figures_and_the_standard_error():
     console.print(report.front_table(rows, "front"))
     text = console.export_text()
     assert "3 (full-res-resnet)" in text and "0.9000 ± 0.0030" in text and "2M" in text and "0.500" in text
+    assert "2 (9x0.8)" in text  # the rung and its budget
 
 
 @pytest.mark.parametrize("n, shown", [(11172810, "11.17M"), (456769024, "456.8M"), (696500, "696.5K"), (12, "12")])

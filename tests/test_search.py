@@ -12,7 +12,7 @@ from nas.config import SearchConfig
 from nas.errors import UsageError
 
 TINY = str(Path(__file__).parent / "spaces" / "tiny.yaml")
-FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500"]
+FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500", "--budgets", "3x0.02"]
 
 
 def run_search(nas_cli, tmp_path, *extra, trials=4):
@@ -29,8 +29,14 @@ def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
     assert study.metric_names == ["val_accuracy", "MACs", "latency_ms"]
     assert search.counts(study)["trained"] == 4 and search.counts(study)["reference"] == 1
     printed = json.loads(out.stdout)
-    assert {r["trial"] for r in printed} == {t.number for t in study.best_trials
-                                             if t.user_attrs["kind"] in ("trained", "reference")}
+    # 5 trained at rung 0 (the preset too) with eta 3: the best so far was promoted to rung 1 after the
+    # 3rd and after the 4th result (ASHA decides with what it knows), at most once each
+    rung1 = optuna.load_study(study_name="t/rung-1", storage=storage)
+    promoted = [t.user_attrs["root"] for t in rung1.trials]
+    assert 1 <= len(promoted) <= 2 and len(set(promoted)) == len(promoted)
+    on_rung1 = [t.user_attrs["root"] for t in sorted(rung1.best_trials, key=lambda t: -t.values[0])]
+    assert [(r["trial"], r["rung"]) for r in printed][:len(on_rung1)] == [(n, 1) for n in on_rung1]
+    assert {r["trial"] for r in printed[len(on_rung1):]} == {t.number for t in study.best_trials} - set(on_rung1)
     front = nas_cli("front", "--study", "t", "--storage", storage, "--format", "json")
     assert json.loads(front.stdout) == printed
     trial = study.best_trials[0]
@@ -40,7 +46,7 @@ def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
     assert set(trial.user_attrs["latency"]) >= {"median_ms", "iqr_ms", "backend", "threads", "device"}
     assert len(trial.user_attrs["curve"]) == 2
     csv = nas_cli("front", "--study", "t", "--storage", storage, "--format", "csv")
-    assert csv.stdout.splitlines()[0].startswith("trial,val_acc,val_acc_se")
+    assert csv.stdout.splitlines()[0].startswith("trial,rung,val_acc,val_acc_se")
     plot = nas_cli("plot", "--study", "t", "--storage", storage, "--out", str(tmp_path / "pics"))
     assert plot.returncode == 0, plot.stderr
     assert (tmp_path / "pics" / "front.png").stat().st_size > 10_000
@@ -87,6 +93,12 @@ def test_resume_reaches_the_count_and_keeps_what_was_done(nas_cli, tmp_path):
     assert all(study.trials[n].values == v for n, v in before.items())
 
 
+def test_minutes_bound_the_whole_search(nas_cli, tmp_path):
+    out, storage = run_search(nas_cli, tmp_path, "--minutes", "0.01", trials=50)
+    assert out.returncode == 0 and "--minutes reached" in out.stderr, out.stderr
+    assert 1 <= search.counts(optuna.load_study(study_name="t", storage=storage))["trained"] < 50
+
+
 def test_changed_settings_are_refused_and_the_study_is_untouched(nas_cli, tmp_path):
     out, storage = run_search(nas_cli, tmp_path, trials=1)
     assert out.returncode == 0, out.stderr
@@ -130,9 +142,9 @@ def test_units():
 def test_rung_pruning_in_a_real_search(tmp_path, small):
     """eta 4 with n_min 2: at rung 1 most trials stop; they are PRUNED, keep their curve, stay off the front."""
     config = SearchConfig(space=TINY, study="p", storage=f"sqlite:///{tmp_path}/p.db", trials=6, epochs=2,
-                                 rungs=(1,), eta=4.0, n_min=2, objectives=("accuracy", "params"))
+                                 prune_epochs=(1,), budgets=(), eta=4.0, n_min=2, objectives=("accuracy", "params"))
     runner = search.Search(config)
-    runner.splits = small  # a few hundred real images
+    runner.splits = lambda subset: small  # a few hundred real images
     c = runner.run()
     assert c["trained"] == 6 and c["pruned"] >= 2
     study = runner.study
@@ -150,14 +162,14 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 def test_single_objective_prunes_before_the_last_epoch_never_at_it(tmp_path, small):
     """Optuna's pruners would stop a trial at its final epoch too, losing a finished result."""
     config = SearchConfig(space=TINY, study="s", storage=f"sqlite:///{tmp_path}/s.db", trials=3, epochs=2,
-                                 rungs=(1, 2), objectives=("accuracy",))
+                                 prune_epochs=(1, 2), budgets=(), objectives=("accuracy",))
     runner = search.Search(config)
-    runner.splits = small
+    runner.splits = lambda subset: small
     runner.study.pruner = AlwaysPrune()
     runner.run()
     assert [t.user_attrs["pruned_at_epoch"] for t in runner.study.trials if t.state == TrialState.PRUNED] == [1] * 3
-    last_only = search.Search(dataclasses.replace(config, study="last", epochs=1, rungs=(1,)))
-    last_only.splits = small
+    last_only = search.Search(dataclasses.replace(config, study="last", epochs=1, prune_epochs=(1,)))
+    last_only.splits = lambda subset: small
     last_only.study.pruner = AlwaysPrune()
     last_only.run()  # scored only at the last epoch: nothing may be pruned
     assert [t.state for t in last_only.study.trials] == [TrialState.COMPLETE] * 3
@@ -168,22 +180,22 @@ def test_a_trial_taken_for_dead_by_another_worker_does_not_stop_this_one(tmp_pat
     from nas import spaces
     from nas.config import Recipe
 
-    config = SearchConfig(space=TINY, study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=1, epochs=1)
+    config = SearchConfig(space=TINY, study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=1, epochs=1, budgets=())
     runner = search.Search(config)
-    runner.splits = small
+    runner.splits = lambda subset: small
     trial = runner._ask()
     arch, recipe = spaces.sample(trial, runner.space), spaces.sample_recipe(trial, runner.space, Recipe(epochs=1))
     runner.study.tell(trial.number, state=TrialState.FAIL)  # what the other worker's stale-trial check does
-    assert runner._guarded(trial, arch, recipe) == "failed"
+    assert runner._guarded(trial, lambda: runner.evaluate(trial, arch, recipe)) == "failed"
     assert runner.run()["trained"] == 1  # and the worker goes on to the next trial
 
 
 def test_a_preset_claimed_by_two_workers_at_once_is_trained_by_one(tmp_path, small):
     """Workers started together all find a preset unclaimed; the later claim steps back without training."""
     config = SearchConfig(space=TINY, study="c", storage=f"sqlite:///{tmp_path}/c.db", trials=1, epochs=1,
-                                 with_presets=True)
+                                 budgets=(), with_presets=True)
     first, second = search.Search(config), search.Search(config)
-    second.splits = small
+    second.splits = lambda subset: small
     ask = second._ask
 
     def first_claims_meanwhile():  # between the second worker's check and its own claim
@@ -207,7 +219,8 @@ def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
 
     storage = f"sqlite:///{tmp_path}/s.db"
     proc = subprocess.Popen([sys.executable, "-m", "nas", "search", "--space", TINY, "--study", "t", "--storage",
-                             storage, "--trials", "50", "--epochs", "50", "--subset", "0.02", "--val-size", "500"],
+                             storage, "--trials", "50", "--epochs", "50", "--subset", "0.02", "--val-size", "500",
+                             "--budgets", "none"],
                             stderr=subprocess.PIPE, text=True,
                             # a shell's background job inherits SIGINT ignored; a terminal's Ctrl-C is not
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -14,10 +14,11 @@ from conftest import TINY_SPACE
 from optuna.trial import TrialState
 
 from nas import search
+from nas.pruning import rungs_of
 from nas.config import SearchConfig
 from nas.errors import UsageError
 
-FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500"]
+FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500", "--budgets", "3x0.02"]
 # `make test` starts this server (.ci/postgres); elsewhere point NAS_TEST_POSTGRES at one
 POSTGRES = os.environ.get("NAS_TEST_POSTGRES", "postgresql://nas:nas@127.0.0.1:5432/nas_test")
 
@@ -35,6 +36,15 @@ def assert_each_trial_ran_once(study):
             assert t.user_attrs["worker"].count(":") == 2  # one owner per trial: host:pid:start
 
 
+def assert_each_root_promoted_once(study):
+    """Every rung above 0 holds each architecture at most once, besides failed claims and crashes."""
+    rungs = rungs_of(study)
+    assert len(rungs) == 2 and rungs[1].trials, "nothing was promoted"
+    roots = [t.user_attrs["root"] for t in rungs[1].trials if t.state != TrialState.FAIL]
+    assert len(roots) == len(set(roots)) and all(t.state == TrialState.COMPLETE for t in rungs[1].trials
+                                                 if t.state != TrialState.FAIL)
+
+
 def test_three_workers_on_postgresql_make_one_search(nas_cli):
     study_name = f"pg-{uuid.uuid4().hex[:8]}"
     procs = [subprocess.Popen(search_cmd(POSTGRES, study_name, 4), stdout=subprocess.DEVNULL,
@@ -46,13 +56,16 @@ def test_three_workers_on_postgresql_make_one_search(nas_cli):
         c = search.counts(study)
         assert 4 <= c["trained"] <= 4 + 2 and c["running"] == 0 and c["failed"] == 0
         assert_each_trial_ran_once(study)
+        assert_each_root_promoted_once(study)
         workers = {t.user_attrs["worker"] for t in study.trials if t.user_attrs.get("kind") == "trained"}
         assert len(workers) >= 2, "the trials were not shared between workers"
         front = nas_cli("front", "--study", study_name, "--storage", POSTGRES, "--format", "json")
         assert front.returncode == 0 and front.stdout.strip().startswith("[")
         assert "nas:nas@" not in "".join(errors) + front.stderr  # the password is never printed
     finally:
-        optuna.delete_study(study_name=study_name, storage=POSTGRES)
+        for name in optuna.get_all_study_names(POSTGRES):
+            if name == study_name or name.startswith(f"{study_name}/rung-"):
+                optuna.delete_study(study_name=name, storage=POSTGRES)
 
 
 def test_three_local_jobs_on_sqlite(nas_cli, tmp_path):
@@ -63,13 +76,14 @@ def test_three_local_jobs_on_sqlite(nas_cli, tmp_path):
     c = search.counts(study)
     assert 6 <= c["trained"] <= 6 + 2 and c["running"] == 0 and c["failed"] == 0
     assert_each_trial_ran_once(study)
+    assert_each_root_promoted_once(study)
     assert nas_cli("front", "--study", "t", "--storage", storage).returncode == 0
 
 
 def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_finishes(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     # 20 short epochs: caught after its first, a trial has seconds of training left when the kill lands
-    cmd = search_cmd(storage, "t", 2, "--epochs", "20")
+    cmd = search_cmd(storage, "t", 2, "--epochs", "20", "--budgets", "none")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     victim, deadline = None, time.monotonic() + 180
     while victim is None and time.monotonic() < deadline:
@@ -97,9 +111,38 @@ def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_fini
     assert c["trained"] == 2 and c["running"] == 0
 
 
+def test_kill_9_during_a_promotion_then_the_same_command_trains_it_once(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    cmd = search_cmd(storage, "t", 3, "--budgets", "60x0.02")  # rung 1: 60 short epochs, long enough to be hit
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim, deadline = None, time.monotonic() + 180
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            rung1 = optuna.load_study(study_name="t/rung-1", storage=storage)
+        except KeyError:
+            continue
+        victim = next((t for t in rung1.trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs), None)
+    assert victim is not None, "no promotion was caught training"
+    time.sleep(1.0)  # into its training
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    rung1 = optuna.load_study(study_name="t/rung-1", storage=storage)
+    killed = rung1.trials[victim.number]
+    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["fail_reason"]
+    rerun, = [t for t in rung1.trials if t.user_attrs.get("retry_of") == victim.number]
+    assert rerun.state == TrialState.COMPLETE and rerun.user_attrs["root"] == victim.user_attrs["root"]
+    assert rerun.params == victim.params and rerun.user_attrs["fidelity"] == {"epochs": 60, "subset": 0.02}
+    assert_each_root_promoted_once(optuna.load_study(study_name="t", storage=storage))
+
+
 def test_sigterm_stops_a_two_worker_search_with_its_workers_and_queues_their_trials_again(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
-    proc = subprocess.Popen(search_cmd(storage, "t", 50, "--jobs", "2", "--epochs", "50", "--subset", "0.02"),
+    proc = subprocess.Popen(search_cmd(storage, "t", 50, "--jobs", "2", "--epochs", "50", "--subset", "0.02",
+                                       "--budgets", "none"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline, training = time.monotonic() + 180, []
     while not training and time.monotonic() < deadline:
@@ -138,9 +181,9 @@ def test_a_diverging_trial_is_failed_with_its_reason_and_the_search_goes_on(tmp_
     space.write_text(Path(TINY_SPACE).read_text().replace("lr: {low: 0.1, high: 0.4, log: true}",
                                                      "lr: {choices: [0.2, 100000.0]}"))
     config = SearchConfig(space=str(space), study="d", storage=f"sqlite:///{tmp_path}/d.db", trials=3,
-                                 epochs=1, objectives=("accuracy", "params"))
+                                 epochs=1, budgets=(), objectives=("accuracy", "params"))
     runner = search.Search(config)
-    runner.splits = small
+    runner.splits = lambda subset: small
     c = runner.run()
     assert c["trained"] == 3 and c["failed"] >= 1
     failed = [t for t in runner.study.trials if t.state == TrialState.FAIL]

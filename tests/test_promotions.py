@@ -1,0 +1,88 @@
+"""The Ladder (nas/pruning.py): promotions between rungs through a real SQLite storage."""
+
+import optuna
+import pytest
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from nas.config import Budget, SearchConfig, parse_budgets
+from nas.errors import UsageError
+from nas.pruning import Ladder, rung_study_name, rungs_of
+from nas.search import requeue
+
+BUDGETS = (Budget(2, 0.5), Budget(4, 1.0))
+
+
+def rung0(tmp_path, results):
+    """Study 0 with finished trials: (accuracy, MACs) each, or None for one pruned."""
+    study = optuna.create_study(study_name="p", storage=f"sqlite:///{tmp_path}/p.db",
+                                directions=["maximize", "minimize"])
+    for i, r in enumerate(results):
+        common = dict(params={"x": i}, distributions={"x": IntDistribution(0, 100)}, user_attrs={"kind": "trained"})
+        study.add_trial(create_trial(state=TrialState.PRUNED, **common) if r is None else
+                        create_trial(values=list(r), **common))
+    return study
+
+
+def test_the_top_third_by_rank_is_promoted_each_once_and_pruned_trials_count(tmp_path):
+    # 9 trained (3 pruned) with eta 3: three go on; by rank then accuracy: 0 (rank 0, most accurate),
+    # 2 (rank 0, cheapest), then 1 (rank 1, ahead of 3 on accuracy)
+    study = rung0(tmp_path, [(0.9, 50), (0.8, 60), (0.7, 10), (0.6, 70), (0.5, 80), (0.4, 90), None, None, None])
+    ladder = Ladder(study, BUDGETS, eta=3)
+    claims = [ladder.claim() for _ in range(4)]
+    assert [c.root.number for c in claims[:3]] == [0, 2, 1] and claims[3] is None
+    assert all(c.rung == 1 and c.trial.params == {"x": c.root.number} for c in claims[:3])
+    assert [s.study_name for s in rungs_of(study)] == ["p", "p/rung-1", "p/rung-2"]
+
+
+def test_the_highest_rung_is_served_first(tmp_path):
+    study = rung0(tmp_path, [(0.9, 50), (0.8, 50), (0.7, 50)] * 3)
+    ladder = Ladder(study, BUDGETS, eta=3)
+    for claim, acc in zip([ladder.claim() for _ in range(3)], (0.95, 0.85, 0.75)):
+        claim.trial.set_user_attr("kind", "trained")  # as Search.promote() records it
+        claim.trial.study.tell(claim.trial, [acc, 50])
+    nxt = ladder.claim()  # rung 1 holds 3 results: its best goes to rung 2 before anything else
+    assert nxt.rung == 2 and nxt.root.number == 0 and nxt.trial.study.study_name == rung_study_name("p", 2)
+
+
+def test_two_workers_promoting_one_trial_at_once_train_it_once(tmp_path):
+    study = rung0(tmp_path, [(0.9, 50), (0.8, 60), (0.7, 70)])
+    first, second = Ladder(study, BUDGETS, eta=3), Ladder(study, BUDGETS, eta=3)
+    root = study.trials[0]
+    for _ in range(2):  # both found trial 0 due and queued it before either claimed
+        Ladder.queue(first.studies[1], root, {"root": 0})
+    mine, theirs = first.claim(), second.claim()
+    assert mine.root.number == 0 and theirs is None  # nothing else is due
+    trials = first.studies[1].get_trials()
+    assert [t.state for t in trials] == [TrialState.RUNNING, TrialState.FAIL]
+    assert "promoted at the same moment" in trials[1].user_attrs["fail_reason"]
+
+
+def test_a_crashed_promotion_is_queued_again_with_its_root_and_claimed_first(tmp_path):
+    study = rung0(tmp_path, [(0.9, 50), (0.8, 60), (0.7, 70)])
+    ladder = Ladder(study, BUDGETS, eta=3)
+    crashed = ladder.claim()
+    crashed.trial.study.tell(crashed.trial, state=TrialState.FAIL)
+    requeue(crashed.trial.study, crashed.trial, "its worker died")
+    again = ladder.claim()
+    assert again.root.number == 0 and again.trial.user_attrs["retry_of"] == crashed.trial.number
+    assert again.trial.params == crashed.trial.params
+    again.trial.set_user_attr("kind", "trained")
+    again.trial.study.tell(again.trial, [0.9, 50])
+    assert ladder.claim() is None  # promoted once, trained once: never again
+
+
+@pytest.mark.parametrize("text, message", [
+    ("6x0.4,oops", "write EPOCHSxFRACTION per rung"),
+    ("6x1.5", "write EPOCHSxFRACTION per rung"),
+    ("0x0.5", "write EPOCHSxFRACTION per rung"),
+])
+def test_bad_budgets(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_budgets(text)
+
+
+def test_budgets_must_grow():
+    assert parse_budgets("6x0.4, 22x1") == (Budget(6, 0.4), Budget(22, 1.0)) and parse_budgets("none") == ()
+    with pytest.raises(UsageError, match="trains no more than the rung below it"):
+        SearchConfig(space="tiny", study="x", storage="x", trials=1, epochs=4, subset=0.5, budgets=(Budget(4, 0.5),))
