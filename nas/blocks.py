@@ -11,10 +11,12 @@ ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "hardswish": nn.Hardswish, "gel
 class Normalize(nn.Module):
     """Raw pixels (float, 0-255) in, standardised pixels out: deployed models take raw pixels."""
 
-    def __init__(self, mean: float, std: float):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean))
-        self.register_buffer("scale", torch.tensor(1.0 / std))
+        # one channel: scalars, as every grey model has stored them; several: [C, 1, 1], per channel
+        shape = () if len(mean) == 1 else (len(mean), 1, 1)
+        self.register_buffer("mean", torch.tensor(mean).reshape(shape))
+        self.register_buffer("scale", (1.0 / torch.tensor(std)).reshape(shape))
 
     def forward(self, x):
         return (x - self.mean) * self.scale

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import json
 import signal
@@ -69,7 +70,8 @@ def cmd_spaces(args) -> int:
 
 def data_config(args):
     return DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
-                      split_seed=args.split_seed, subset=getattr(args, "subset", DataConfig.subset))
+                      split_seed=args.split_seed, subset=getattr(args, "subset", DataConfig.subset),
+                      image_size=args.image_size, skip_bad=args.skip_bad)
 
 
 def cmd_data(args) -> int:
@@ -77,14 +79,17 @@ def cmd_data(args) -> int:
     from nas.report import data_table, sample_grid
 
     splits = data.load(data_config(args), with_test=True)
-    stats = {"dataset": args.dataset, "classes": splits.classes, "splits": {}, "files": splits.files}
+    for note in splits.notes:
+        err.print(f"note: {note}", highlight=False)
+    stats = {"dataset": args.dataset, "classes": splits.classes, "inputs": splits.inputs.to_dict(), "splits": {},
+             "files": splits.files}
     for name in ("train", "val", "test"):
         s = getattr(splits, name)
         pixels = s.images.float()
-        stats["splits"][name] = {"images": len(s), "counts": s.labels.bincount(minlength=10).tolist(),
+        stats["splits"][name] = {"images": len(s), "counts": s.labels.bincount(minlength=len(splits.classes)).tolist(),
                                  "mean": pixels.mean().item(), "std": pixels.std().item()}
     picture = sample_grid(splits.train.images.numpy(), splits.train.labels.numpy(), splits.classes,
-                          Path(args.out or STUDIES / f"data-{args.dataset}.png"))
+                          Path(args.out or STUDIES / f"data-{Path(args.dataset).name}.png"))
     stats["picture"] = str(picture)
     if args.format == "json":
         print(json.dumps(stats, indent=2))
@@ -179,7 +184,7 @@ def cmd_train(args) -> int:
     device = train.resolve_device(args.device)
     # bad data fails before any work
     splits = data.load(data_config(args), device=device, with_test=args.test, final=args.final)
-    model = models.build(arch, seed=recipe.seed)
+    model = models.build(arch, splits.inputs, seed=recipe.seed)
     params = measure.count_params(model)
     macs, uncounted = measure.count_macs(model)
     err.print(f"[bold]{models.summary(arch)}[/bold]  ({origin})", highlight=False)
@@ -234,7 +239,7 @@ def front_so_far(study) -> tuple[list[dict], str]:
     from nas.search import front
 
     settings = study.user_attrs.get("nas", {})
-    rows = front_rows(front(study), settings.get("fidelity", {}).get("val_size", 10_000))
+    rows = front_rows(front(study), settings.get("data", {}).get("val_images") or 10_000)
     return rows, (f"Pareto front of study {study.study_name} ({', '.join(settings.get('objectives', []))}; "
                   f"validation accuracy ± standard error)")
 
@@ -266,13 +271,13 @@ def cmd_search(args) -> int:
                   None if args.max_params == "none" else search.parse_count(args.max_params, "--max-params"))
     limits = {"max_params": max_params, "max_macs": args.max_macs and search.parse_count(args.max_macs, "--max-macs"),
               "max_latency_ms": args.max_latency and search.parse_ms(args.max_latency, "--max-latency")}
+    trials = 100 if args.trials is None and args.minutes is None else args.trials
     config = SearchConfig(
         space=args.space, study=study_name, storage=args.storage or search.default_storage(study_name),
-        trials=args.trials, objectives=search.parse_objectives(args.objectives), **limits, epochs=args.epochs,
+        trials=trials, objectives=search.parse_objectives(args.objectives), **limits, epochs=args.epochs,
         subset=args.subset, budgets=parse_budgets(args.budgets), sampler=args.sampler, seed=args.seed,
         with_presets=args.with_presets, minutes=args.minutes, device=args.device,
-        data=DataConfig(dataset=args.dataset, data_dir=args.data_dir, val_size=args.val_size,
-                        split_seed=args.split_seed))
+        data=dataclasses.replace(data_config(args), subset=DataConfig.subset))
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     import torch
@@ -281,7 +286,7 @@ def cmd_search(args) -> int:
     config = dataclasses.replace(config, device=devices[0])
     runner = search.Search(config, new=args.new)  # creates or checks the study before any worker starts
     already = search.counts(runner.study)["trained"]
-    err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials} "
+    err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials or 'unlimited'} "
               f"trained trials so far; rung 0: {config.epochs} epochs on {config.subset:.0%} of the training split"
               + "".join(f", rung {k}: {b}" for k, b in enumerate(config.budgets, start=1))
               + f" (the top 1/{config.eta:g} of each rung goes on); limits {config.limits() or 'none'}",
@@ -297,7 +302,7 @@ def cmd_search(args) -> int:
             err.print(f"interrupted: the running trial is marked failed and queued again; run the same "
                       f"command to continue study {config.study}", soft_wrap=True)
             raise
-    extra = final["trained"] - config.trials
+    extra = final["trained"] - (config.trials or final["trained"])
     promoted = search.promotions(runner.study)
     err.print(f"done: {final['trained']} trained ({final['completed']} completed, {final['pruned']} pruned), "
               f"{final['infeasible']} infeasible, {final['reused']} reused, {final['failed']} failed"
@@ -412,11 +417,16 @@ def cmd_dashboard(args) -> int:
     study_name, storage = study_args(args)
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port}: a TCP port is between 1 and 65535; pick one such as 8080")
-    search.load_study(study_name, storage)  # a clear error for a missing study, before any server starts
+    study = search.load_study(study_name, storage)  # a clear error for a missing study, before any server starts
     from optuna_dashboard import run_server
 
+    from nas.pruning import rungs_of
+
+    rungs = [s.study_name for s in rungs_of(study)[1:]]
     err.print(f"optuna-dashboard for study {study_name} ({search.redact(storage)}): "
-              f"http://{args.host}:{args.port}/dashboard/  (Ctrl-C stops it)", highlight=False, soft_wrap=True)
+              f"http://{args.host}:{args.port}/dashboard/  (Ctrl-C stops it)"
+              + (f"; its promoted trials, one study per rung: {', '.join(rungs)}" if rungs else ""),
+              highlight=False, soft_wrap=True)
     try:
         run_server(search._storage(storage), host=args.host, port=args.port)
     except OSError as e:
@@ -426,14 +436,49 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- nas predict
+
+def cmd_predict(args) -> int:
+    from rich.table import Table
+
+    from nas.predict import predict
+
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: must be at least 1")
+    rows = predict(args.export, args.images, args.top)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["path", *(f"{k}_{i + 1}" for i in range(args.top) for k in ("class", "probability"))])
+        for r in rows:
+            writer.writerow([r["path"], *(v for t in r["top"] for v in (t["class"], t["probability"]))])
+    else:
+        table = Table(title=f"predictions of {args.export}")
+        table.add_column("image")
+        for i in range(args.top):
+            table.add_column(f"#{i + 1}")
+        for r in rows:
+            table.add_row(r["path"], *(f"{t['class']} {t['probability']:.1%}" for t in r["top"]))
+        err.print(table)
+    return 0
+
+
 # ---------------------------------------------------------------- wiring
 
 def add_data_args(p):
-    p.add_argument("--dataset", default=DataConfig.dataset, choices=["fashion-mnist", "mnist", "kmnist"])
+    p.add_argument("--data", "--dataset", dest="dataset", default=DataConfig.dataset,
+                   help="fashion-mnist (default), mnist, kmnist, or your own images: a folder with one subfolder "
+                        "per class (optionally inside train/, val/, test/), a CSV of path,label, or an .npz")
+    p.add_argument("--image-size", type=int, help="own images: the side they are resized to (default: their "
+                                                  f"median side, at most {64})")
+    p.add_argument("--skip-bad", action="store_true", help="own images: leave unreadable files out (counted) "
+                                                           "instead of refusing the data")
     p.add_argument("--data-dir", help="folder with the four IDX files (default: $NAS_DATA_DIR, "
                                       "/usr/share/datasets/fashion-mnist, then a torchvision download)")
     p.add_argument("--val-size", type=int, default=DataConfig.val_size,
-                   help=f"validation images held out of the training file (default {DataConfig.val_size})")
+                   help="validation images held out of the training images (default: 1/6 of them, 10,000 of "
+                        "Fashion-MNIST's 60,000)")
     p.add_argument("--split-seed", type=int, default=DataConfig.split_seed,
                    help="seed of the stratified train/validation split")
 
@@ -487,7 +532,8 @@ def parser() -> Parser:
     S = SearchConfig
     p = sub.add_parser("search", help="multi-objective architecture search into an Optuna study")
     p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
-    p.add_argument("--trials", type=int, required=True, help="trained (completed or pruned) trials the study should hold")
+    p.add_argument("--trials", type=int, help="trials trained at rung 0 (completed or pruned) the study should hold; "
+                                              "promotions come on top (default: 100, or unlimited with --minutes)")
     p.add_argument("--study", help="study name (default: the space's name)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
     p.add_argument("--new", action="store_true", help="refuse to continue an existing study of this name")
@@ -552,6 +598,13 @@ def parser() -> Parser:
     p.add_argument("--data-dir", help="folder with the four IDX files")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="the top classes of image files, from an export folder alone (onnxruntime)")
+    p.add_argument("export", help="an export folder, e.g. studies/resnet_like/exports/trial-42")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, WebP) or folders of them")
+    p.add_argument("--top", type=int, default=3, help="classes shown per image, most likely first")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard on a study (loopback unless --host)")
     p.add_argument("--study", required=True)

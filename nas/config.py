@@ -103,9 +103,11 @@ def _reject_unknown(values: dict, cls, where: str) -> None:
 class DataConfig:
     """Which images, and how the 60,000 training images are split."""
 
-    dataset: str = "fashion-mnist"  # fashion-mnist, mnist or kmnist
+    dataset: str = "fashion-mnist"  # fashion-mnist, mnist, kmnist, or a path: image folder, .csv or .npz
     data_dir: str | None = None  # folder of the four IDX files; None = look in the usual places
-    val_size: int = 10_000  # images held out of the training file for validation (stratified)
+    val_size: int | None = None  # images held out of the training images for validation (stratified); None = 1/6
+    image_size: int | None = None  # own images: side they are resized to; None = their median side, at most 64
+    skip_bad: bool = False  # own images: leave unreadable files out (counted) instead of refusing the data
     split_seed: int = 0  # seeds the train/validation split; fixed so every trial sees the same split
     subset: float = 1.0  # fraction of the training split to train on (stratified); validation stays whole
 
@@ -160,7 +162,7 @@ class SearchConfig:
     space: str  # name in search_spaces/ or a path to a .yaml file
     study: str  # study name; also names the default SQLite file studies/<study>.db
     storage: str  # Optuna storage URL
-    trials: int  # trained (completed or pruned) trials the study should hold
+    trials: int | None  # trials trained at rung 0 (completed or pruned) the study should hold; None: until `minutes`
     objectives: tuple[str, ...] = ("accuracy", "macs", "latency")
     max_params: float | None = 10e6  # the seed's limit; None = no limit
     max_macs: float | None = None  # multiply-adds per image
@@ -181,7 +183,9 @@ class SearchConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
-        if self.trials < 1:
+        if self.trials is None and self.minutes is None:
+            raise UsageError("give --trials N, --minutes M, or both: a search needs an end")
+        if self.trials is not None and self.trials < 1:
             raise UsageError(f"--trials {self.trials}: must be at least 1")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"--sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
@@ -201,12 +205,14 @@ class SearchConfig:
         named = {"params": self.max_params, "macs": self.max_macs, "latency_ms": self.max_latency_ms}
         return {k: v for k, v in named.items() if v is not None}
 
-    def settings(self, space_file: Path) -> dict:
-        """What must not change when a study is continued; stored on the study."""
+    def settings(self, space_file: Path, data: dict) -> dict:
+        """What must not change when a study is continued; stored on the study. `data`: data.record()."""
         return {"space": Path(space_file).stem, "space_sha256": hashlib.sha256(Path(space_file).read_bytes()).hexdigest(),
                 "objectives": list(self.objectives), "limits": self.limits(),
                 "fidelity": {"epochs": self.epochs, "subset": self.subset, "val_size": self.data.val_size,
-                             "split_seed": self.data.split_seed, "dataset": self.data.dataset},
+                             "split_seed": self.data.split_seed, "dataset": self.data.dataset,
+                             "image_size": self.data.image_size, "skip_bad": self.data.skip_bad},
+                "data": data,
                 "pruning": {"epochs": list(self.prune_epochs), "eta": self.eta, "n_min": self.n_min},
                 "promotions": [dataclasses.asdict(b) for b in self.budgets],
                 "latency": {"backend": self.latency_backend, "threads": self.latency_threads, "as_deployed": True}}

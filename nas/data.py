@@ -1,4 +1,4 @@
-"""The images: strict IDX reading, where to find the files, the train/validation/test splits.
+"""The images: strict IDX reading of the built-in sets, own images (nas/sources.py), the splits.
 
 Everything lives in memory as uint8 tensors on the training device (Fashion-MNIST is
 47 MB), so an epoch never touches the disk or a DataLoader. The test split is loaded
@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +39,37 @@ PIXEL_MEAN, PIXEL_STD = 72.94, 90.02
 TORCHVISION_CLASS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "kmnist": "KMNIST"}
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What a model takes and gives: raw pixels of this shape, scores for these classes."""
+
+    channels: int  # 1 grey, 3 RGB
+    size: int  # side of the square image, pixels
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, 0-255, of the training split: built into the model
+    std: tuple[float, ...]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.channels, self.size, self.size
+
+    def to_dict(self) -> dict:
+        return {"channels": self.channels, "size": self.size, "classes": list(self.classes),
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Inputs":
+        return cls(d["channels"], d["size"], tuple(d["classes"]), tuple(d["mean"]), tuple(d["std"]))
+
+
+def builtin_inputs(dataset: str = "fashion-mnist") -> Inputs:
+    """The built-in sets keep Fashion-MNIST's statistics, as every model built before own data did."""
+    return Inputs(1, 28, tuple(CLASSES[dataset]), (PIXEL_MEAN,), (PIXEL_STD,))
+
+
 @dataclass
 class Split:
-    images: torch.Tensor  # uint8 [N, 1, 28, 28]
+    images: torch.Tensor  # uint8 [N, C, S, S]
     labels: torch.Tensor  # int64 [N]
 
     def __len__(self) -> int:
@@ -55,6 +83,8 @@ class Splits:
     test: Split | None  # None unless asked for: nothing that selects may read it
     classes: list[str]
     files: dict[str, str]  # file name -> sha256, for provenance
+    inputs: Inputs = field(default_factory=builtin_inputs)
+    notes: list[str] = field(default_factory=list)  # what was converted or held out, to tell the user
 
 
 # ---------------------------------------------------------------- IDX reading
@@ -168,8 +198,13 @@ def stratified_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarr
 
 
 def _to_split(images: np.ndarray, labels: np.ndarray, device: torch.device) -> Split:
-    return Split(torch.from_numpy(images.copy()).unsqueeze(1).to(device),
+    images = images[:, None] if images.ndim == 3 else images
+    return Split(torch.from_numpy(np.array(images)).to(device),  # a copy: a memory-mapped cache is read-only
                  torch.from_numpy(labels.astype(np.int64)).to(device))
+
+
+def is_builtin(dataset: str) -> bool:
+    return dataset in CLASSES
 
 
 def load(config: DataConfig = DataConfig(), device: str | torch.device = "cpu", with_test: bool = False,
@@ -178,31 +213,84 @@ def load(config: DataConfig = DataConfig(), device: str | torch.device = "cpu", 
 
     final: train on all training images (train + validation, as a final model does once every
     choice is made); `val` is then None. `config.subset` still applies (tests train on a sliver)."""
-    if not 0 < config.val_size < EXPECTED_COUNT["train"]:
-        raise UsageError(f"--val-size {config.val_size} must be between 1 and {EXPECTED_COUNT['train'] - 1}")
     if not 0 < config.subset <= 1:
         raise UsageError(f"--subset {config.subset} must be a fraction in (0, 1]")
-    folder = data_dir_for(config)
-    images, labels, files = read_split(folder, "train")
-    train_idx, val_idx = stratified_split(labels, config.val_size, config.split_seed)
-    if final:
-        train_idx = np.sort(np.concatenate([train_idx, val_idx]))
+    pool = _builtin_pool(config, with_test) if is_builtin(config.dataset) else _own_pool(config)
+    images, labels = pool["images"], pool["labels"]
+    val_size = config.val_size or round(len(labels) / 6)  # 10,000 of Fashion-MNIST's 60,000
+    if "val_images" in pool:  # the data named its own validation split
+        train_idx, val_idx = np.arange(len(labels)), None
+    elif not 0 < val_size < len(labels):
+        raise UsageError(f"--val-size {val_size} must be between 1 and {len(labels) - 1}")
+    else:
+        train_idx, val_idx = stratified_split(labels, val_size, config.split_seed)
+    val = (_to_split(pool["val_images"], pool["val_labels"], device) if val_idx is None
+           else _to_split(images[val_idx], labels[val_idx], device))
+    if final and val_idx is not None:
+        train_idx, val = np.sort(np.concatenate([train_idx, val_idx])), None
+    elif final:  # the data's own validation folder joins the training images
+        images = np.concatenate([images, pool["val_images"]])
+        labels = np.concatenate([labels, pool["val_labels"]])
+        train_idx, val = np.arange(len(labels)), None
+    inputs = pool["inputs"] if is_builtin(config.dataset) else _measured(pool["inputs"], images[train_idx])
     if config.subset < 1:
         keep = round(config.subset * len(train_idx))
         _, chosen = stratified_split(labels[train_idx], keep, config.split_seed + 1)
         train_idx = train_idx[chosen]
     device = torch.device(device)
-    test = None
+    train = _to_split(images[train_idx], labels[train_idx], device)
+    test = _to_split(pool["test_images"], pool["test_labels"], device) if with_test else None
+    return Splits(train=train, val=val, test=test, classes=list(inputs.classes), files=pool["files"],
+                  inputs=inputs, notes=pool["notes"])
+
+
+def _builtin_pool(config: DataConfig, with_test: bool) -> dict:
+    folder = data_dir_for(config)
+    images, labels, files = read_split(folder, "train")
+    pool = {"images": images, "labels": labels, "files": files, "inputs": builtin_inputs(config.dataset), "notes": []}
     if with_test:
-        test_images, test_labels, test_files = read_split(folder, "test")
+        pool["test_images"], pool["test_labels"], test_files = read_split(folder, "test")
         files.update(test_files)
-        test = _to_split(test_images, test_labels, device)
-    return Splits(train=_to_split(images[train_idx], labels[train_idx], device),
-                  val=None if final else _to_split(images[val_idx], labels[val_idx], device),
-                  test=test, classes=CLASSES[config.dataset], files=files)
+    return pool
+
+
+def _own_pool(config: DataConfig) -> dict:
+    """Own images: their test split, or one held out (stratified, seeded) from what they give."""
+    from nas import sources
+
+    source = sources.read(config.dataset, config.image_size, config.skip_bad)
+    images, labels, notes = source.images["train"], source.labels["train"], list(source.notes)
+    if "test" in source.images:
+        test_images, test_labels = source.images["test"], source.labels["test"]
+    else:
+        rest, held = stratified_split(labels, round(len(labels) / 7), config.split_seed + 2)
+        test_images, test_labels, images, labels = images[held], labels[held], images[rest], labels[rest]
+        notes.append(f"held out {len(held)} test images (1/7, stratified, seeded): nothing reads them before export")
+    pool = {"images": images, "labels": labels, "test_images": test_images, "test_labels": test_labels,
+            "files": {Path(config.dataset).name: source.sha256}, "notes": notes,
+            "inputs": Inputs(source.channels, source.image_size, tuple(source.classes), (), ())}
+    if "val" in source.images:
+        pool["val_images"], pool["val_labels"] = source.images["val"], source.labels["val"]
+    return pool
+
+
+def _measured(inputs: Inputs, images: np.ndarray) -> Inputs:
+    """Per-channel mean and std (0-255) of the whole training split, before any --subset."""
+    pixels = images.transpose(1, 0, 2, 3).reshape(inputs.channels, -1).astype(np.float64)
+    return Inputs(inputs.channels, inputs.size, inputs.classes, tuple(round(float(m), 3) for m in pixels.mean(1)),
+                  tuple(round(max(float(s), 1e-3), 3) for s in pixels.std(1)))
+
+
+def record(config: DataConfig, splits: Splits) -> dict:
+    """Which data a study ran on, stored in its settings: a re-run on other data is refused."""
+    return {"files_sha256": splits.files, "inputs": splits.inputs.to_dict(),
+            "val_images": len(splits.val) if splits.val is not None else None}
 
 
 def load_test(config: DataConfig = DataConfig()) -> tuple[Split, dict[str, str]]:
     """Only the test split (and its files' checksums): for checking an exported model."""
-    images, labels, files = read_split(data_dir_for(config), "test")
-    return _to_split(images, labels, torch.device("cpu")), files
+    if is_builtin(config.dataset):
+        images, labels, files = read_split(data_dir_for(config), "test")
+        return _to_split(images, labels, torch.device("cpu")), files
+    pool = _own_pool(config)
+    return _to_split(pool["test_images"], pool["test_labels"], torch.device("cpu")), pool["files"]

@@ -23,10 +23,20 @@ from torch import nn
 from nas.config import PICKS, Augment, ExportConfig, parse_augment
 from nas.errors import NasError, UsageError
 
-INPUT = {"name": "pixels", "shape": ["batch", 1, 28, 28], "dtype": "float32", "range": "0-255 (raw pixels)",
-         "layout": "NCHW, one grey channel; normalisation is inside the model"}
-OUTPUT = {"name": "logits", "shape": ["batch", 10], "dtype": "float32",
-          "meaning": "unnormalised class scores; argmax is the prediction"}
+def contract(inputs) -> tuple[dict, dict]:
+    """What the exported model takes and gives, written into arch.json, metrics.json and the ONNX metadata."""
+    colour = "one grey channel" if inputs.channels == 1 else "three RGB channels"
+    given = {"name": "pixels", "shape": ["batch", *inputs.shape], "dtype": "float32", "range": "0-255 (raw pixels)",
+             "layout": f"NCHW, {colour}; normalisation is inside the model", "channels": inputs.channels,
+             "image_size": inputs.size}
+    gives = {"name": "logits", "shape": ["batch", len(inputs.classes)], "dtype": "float32",
+             "meaning": "unnormalised class scores; argmax is the prediction", "classes": list(inputs.classes)}
+    return given, gives
+
+
+def dataset_name(dataset: str) -> str:
+    """'fashion-mnist' -> 'Fashion-MNIST'; a path -> its last part."""
+    return {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST", "kmnist": "KMNIST"}.get(dataset, Path(dataset).name)
 BATCH = 1000  # test images per call when scoring the files
 LATENCY_REPEATS = 5  # separate timing runs (of 200 calls each) behind an export's latency figure
 
@@ -112,15 +122,21 @@ def choose(study, number: int | None, pick: str):
 
 # ---------------------------------------------------------------- the exported model
 
-def write_programs(model: nn.Module, folder: Path) -> None:
-    """model.onnx and model.pt2, both with a dynamic batch dimension, taking raw pixels."""
+def write_programs(model: nn.Module, folder: Path, metadata: dict) -> None:
+    """model.onnx (with `metadata` as its metadata_props) and model.pt2, both with a dynamic batch dimension,
+    taking raw pixels."""
+    import onnx
+
     from nas import measure
 
     model = model.eval().float().cpu()
     measure.export_onnx(model, str(folder / "model.onnx"))
+    program_onnx = onnx.load(str(folder / "model.onnx"))
+    onnx.helper.set_model_props(program_onnx, {k: json.dumps(v) for k, v in metadata.items()})
+    onnx.save(program_onnx, str(folder / "model.onnx"))
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
-        program = torch.export.export(model, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+        program = torch.export.export(model, (torch.zeros(2, *measure.shape_of(model)),), dynamic_shapes=({0: batch},))
     except Exception as e:  # name the operator torch.export could not express
         raise NasError(f"torch.export cannot express this model: {type(e).__name__}: "
                        f"{str(e).strip().splitlines()[0][:300]}") from None
@@ -145,7 +161,7 @@ def score_files(folder: Path, test, threads: int = 1) -> dict:
     ort_pred, torch_pred = np.concatenate(ort_pred), np.concatenate(torch_pred)
     with cores.timing():  # never while another nas process trains or scores on these cores
         latency = {"onnxruntime": repeated(lambda: measure.onnx_latency(str(folder / "model.onnx"), threads=threads)),
-                   "torch": repeated(lambda: measure.torch_latency(program, threads=threads))}
+                   "torch": repeated(lambda: measure.torch_latency(program, tuple(test.images.shape[1:]), threads=threads))}
     return {"test_images": len(labels),
             "test_acc_onnxruntime": float((ort_pred == labels).mean()),
             "test_acc_torch": float((torch_pred == labels).mean()),
@@ -234,7 +250,12 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
                             augment=final_augment(recipe.augment, config.augment, mirroring_allowed(chosen)))
     folder = Path(config.out) if config.out else default_folder(config.study, chosen.number)
     data_config = DataConfig(dataset=fidelity["dataset"], data_dir=config.data_dir, val_size=fidelity["val_size"],
-                             split_seed=fidelity["split_seed"], subset=config.subset)
+                             split_seed=fidelity["split_seed"], subset=config.subset,
+                             image_size=fidelity.get("image_size"), skip_bad=fidelity.get("skip_bad", False))
+    # the study's own: shape, classes and the normalisation measured when it began
+    inputs = (data.Inputs.from_dict(stored["data"]["inputs"]) if "data" in stored
+              else data.builtin_inputs(fidelity["dataset"]))
+    given, gives = contract(inputs)
     settings = {"study": config.study, "trial": chosen.number, "arch": arch, "recipe": recipe.to_dict(),
                 "data": data_config.__dict__ | {"data_dir": None}}
     if config.minutes:  # only then, so an unfinished export begun before --minutes existed still resumes
@@ -256,7 +277,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
         minutes = (recipe.epochs - resumed) * len(splits.train) / speed / 60
         say(f"expected training time: about {minutes:.0f} min at the {speed:.0f} images/s the search measured "
             f"(with --jobs, or on a busy machine, the search ran slower than an export alone)")
-    model = models.build(arch, seed=recipe.seed)
+    model = models.build(arch, inputs, seed=recipe.seed)
     with cores.training():
         trained, result = train.train(model, splits, recipe, device, on_epoch=on_epoch, on_step=on_step,
                                       checkpoint=checkpoint, compiled=config.compile,
@@ -268,11 +289,11 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     trained = trained.float().cpu().to(memory_format=torch.contiguous_format).eval()  # as built, not as trained
     deployed = models.deployable(trained, recipe.tta_flip)
 
-    write_programs(deployed, folder)
+    write_programs(deployed, folder, {"input": given, "output": gives, "dataset": dataset_name(data_config.dataset)})
     save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, folder / "weights.safetensors")
     (folder / "arch.json").write_text(json.dumps({"arch": arch, "recipe": recipe.to_dict(),
-                                                  "tta_flip": recipe.tta_flip, "input": INPUT,
-                                                  "output": OUTPUT}, indent=2))
+                                                  "tta_flip": recipe.tta_flip, "input": given,
+                                                  "output": gives, "inputs": inputs.to_dict()}, indent=2))
     test, test_files = data.load_test(data_config)  # every choice is frozen: the test split is read now, once
     scores = score_files(folder, test, config.latency_threads)
     if scores["onnx_torch_agreement"] < 0.999:
@@ -287,11 +308,13 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
         "train_seconds": round(result.seconds, 1), "seconds_per_epoch": round(result.seconds / recipe.epochs, 2),
         "train_images": len(splits.train), "precision": result.precision, "device": str(device),
         "search_val_acc": chosen.accuracy, "search_rung": chosen.rung, "search_fidelity": chosen.fidelity,
-        "classes": splits.classes, "input": INPUT, "output": OUTPUT, "tta_flip": recipe.tta_flip,
+        "classes": list(inputs.classes), "input": given, "output": gives, "tta_flip": recipe.tta_flip,
+        "dataset_name": dataset_name(data_config.dataset), "normalisation": {"mean": inputs.mean, "std": inputs.std},
         "history": result.history,
         "provenance": {"versions": versions(), "git_commit": commit, "study": config.study,
                        "storage": search.redact(config.storage), "trial": chosen.number, "recipe_seed": recipe.seed,
                        "split_seed": data_config.split_seed, "dataset": data_config.dataset,
+                       "image_size": data_config.image_size, "skip_bad": data_config.skip_bad,
                        "dataset_files_sha256": {**splits.files, **test_files},
                        "files_sha256": {name: sha256(folder / name) for name in
                                         ("model.onnx", "model.pt2", "weights.safetensors", "arch.json")}},
@@ -308,10 +331,13 @@ def model_card(m: dict, arch: dict, summary: str) -> str:
 
     lat = m["latency"]
     p = m["provenance"]
-    return f"""# Fashion-MNIST classifier: trial {p['trial']} of study `{p['study']}`
+    shape = m["input"]["shape"][1:]  # C, H, W
+    kind = "grey" if shape[0] == 1 else "RGB"
+    side = f"{shape[1]}x{shape[2]}"
+    return f"""# {m.get('dataset_name', 'Fashion-MNIST')} classifier: trial {p['trial']} of study `{p['study']}`
 
-Found by `nas search`, retrained by `nas export` on all 60,000 training images{'' if m['train_images'] == 60000
- else f" (here a {m['train_images']}-image subset)"} for {m['epochs']} epochs, scored once on the
+Found by `nas search`, retrained by `nas export` on {m['train_images']:,} images (the training and validation
+splits) for {m['epochs']} epochs, scored once on the
 {m['test_images']:,} test images (which the search never saw).
 
 Architecture: `{summary}` ({'with' if m['tta_flip'] else 'without'} horizontal-flip test-time augmentation inside the model).
@@ -328,8 +354,8 @@ Everything else (versions, git commit, seeds, dataset checksums) is in `metrics.
 
 ## Input and output
 
-`pixels`: float32 `[batch, 1, 28, 28]`, raw grey values 0-255 (normalisation is inside the model).
-`logits`: float32 `[batch, 10]`; classes in order: {', '.join(m['classes'])}.
+`pixels`: float32 `[batch, {', '.join(map(str, shape))}]`, raw {kind} values 0-255 (normalisation is inside the model).
+`logits`: float32 `[batch, {len(m['classes'])}]`; classes in order: {', '.join(m['classes'])}.
 
 ## Run it with onnxruntime
 
@@ -338,7 +364,7 @@ import numpy as np
 import onnxruntime as ort
 
 session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
-images = np.zeros((4, 1, 28, 28), dtype=np.float32)  # your 28x28 grey images, 0-255
+images = np.zeros((4, {', '.join(map(str, shape))}), dtype=np.float32)  # your {side} {kind} images, 0-255
 logits = session.run(None, {{"pixels": images}})[0]
 classes = {m['classes']!r}
 print([classes[i] for i in logits.argmax(1)])
@@ -350,7 +376,7 @@ print([classes[i] for i in logits.argmax(1)])
 import torch
 
 model = torch.export.load("model.pt2").module()
-images = torch.zeros(4, 1, 28, 28)  # your 28x28 grey images, 0-255, float32
+images = torch.zeros(4, {', '.join(map(str, shape))})  # your {side} {kind} images, 0-255, float32
 with torch.inference_mode():
     logits = model(images)
 classes = {m['classes']!r}
@@ -376,7 +402,9 @@ def evaluate(folder: Path, data_dir: str | None = None, threads: int | None = No
     for name, digest in recorded["provenance"]["files_sha256"].items():
         if not (folder / name).exists() or sha256(folder / name) != digest:
             raise NasError(f"{folder / name} is missing or changed since the export (sha256 differs)")
-    test, files = data.load_test(DataConfig(dataset=recorded["provenance"]["dataset"], data_dir=data_dir))
+    p = recorded["provenance"]
+    test, files = data.load_test(DataConfig(dataset=p["dataset"], data_dir=data_dir, split_seed=p["split_seed"],
+                                            image_size=p.get("image_size"), skip_bad=p.get("skip_bad", False)))
     expected = {k: v for k, v in recorded["provenance"]["dataset_files_sha256"].items() if k in files}
     if files != expected:
         raise NasError("the test files differ from the ones the export was scored on (sha256); "

@@ -27,8 +27,14 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[int, dict[str, int]]:
+def shape_of(model, input_shape=None) -> tuple[int, int, int]:
+    """The input (C, H, W) to measure with: given, or the one the model was built for (models.build)."""
+    return tuple(input_shape or getattr(model, "input_shape", None) or (1, 28, 28))
+
+
+def count_macs(model: nn.Module, input_shape=None) -> tuple[int, dict[str, int]]:
     """MACs per image and {operator: calls} that fvcore did not count (elementwise ops, mostly)."""
+    input_shape = shape_of(model, input_shape)
     # fvcore traces with torch.jit (deprecated, warns) and logs its skips; keep both off the user's screen
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
@@ -42,10 +48,10 @@ def count_macs(model: nn.Module, input_shape=(1, 28, 28)) -> tuple[int, dict[str
     return macs, dict(sorted(uncounted.items()))
 
 
-def export_onnx(model: nn.Module, path: str, input_shape=(1, 28, 28), dynamic_batch: bool = True) -> None:
+def export_onnx(model: nn.Module, path: str, input_shape=None, dynamic_batch: bool = True) -> None:
     """Write an ONNX file that takes float32 raw pixels [N, C, H, W]."""
+    example = torch.zeros(1, *shape_of(model, input_shape))
     model = model.eval()
-    example = torch.zeros(1, *input_shape)
     dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -91,20 +97,21 @@ def _stats(times: np.ndarray, **about) -> dict:
     return {"median_ms": float(median * 1e3), "iqr_ms": float((q3 - q1) * 1e3), **about, "runs": len(times)}
 
 
-def onnx_latency(path: str, input_shape=(1, 28, 28), threads: int = 1, runs: int = 200, warmup: int = 30,
+def onnx_latency(path: str, input_shape=None, threads: int = 1, runs: int = 200, warmup: int = 30,
                  batch: int = 1) -> dict:
     """Latency of an ONNX file on the CPU with onnxruntime: median and IQR of `runs` timed calls."""
     session = ort_session(path, threads)
-    feed = {session.get_inputs()[0].name: (np.random.default_rng(0).random((batch, *input_shape)) * 255)
-            .astype(np.float32)}
+    pixels = session.get_inputs()[0]
+    input_shape = input_shape or tuple(pixels.shape[1:])  # the file says what it takes
+    feed = {pixels.name: (np.random.default_rng(0).random((batch, *input_shape)) * 255).astype(np.float32)}
     times = _time(lambda: session.run(None, feed), runs, warmup)
     return _stats(times, backend="onnxruntime", threads=threads, device="cpu", batch=batch)
 
 
-def torch_latency(model, input_shape=(1, 28, 28), threads: int = 1, device: str = "cpu", runs: int = 200,
+def torch_latency(model, input_shape=None, threads: int = 1, device: str = "cpu", runs: int = 200,
                   warmup: int = 30, batch: int = 1) -> dict:
     """Latency of a torch module (or a loaded torch.export program's module) in inference mode."""
-    x = (torch.rand(batch, *input_shape) * 255).to(device)
+    x = (torch.rand(batch, *shape_of(model, input_shape)) * 255).to(device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def call():
@@ -116,7 +123,7 @@ def torch_latency(model, input_shape=(1, 28, 28), threads: int = 1, device: str 
     return _stats(times, backend="torch", threads=threads, device=device, batch=batch)
 
 
-def latency(model: nn.Module, input_shape=(1, 28, 28), backend: str = "onnxruntime", threads: int = 1,
+def latency(model: nn.Module, input_shape=None, backend: str = "onnxruntime", threads: int = 1,
             device: str = "cpu", runs: int = 200, warmup: int = 30, batch: int = 1) -> dict:
     """Seconds per call at `batch` (1 = the deployment figure): median and IQR over `runs` timed calls.
 
@@ -124,6 +131,7 @@ def latency(model: nn.Module, input_shape=(1, 28, 28), backend: str = "onnxrunti
     """
     if backend not in BACKENDS:
         raise UsageError(f"unknown latency backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    input_shape = shape_of(model, input_shape)
     model = model.eval().float()
     if backend == "torch":
         return torch_latency(model.to(device), input_shape, threads, device, runs, warmup, batch)
@@ -135,7 +143,7 @@ def latency(model: nn.Module, input_shape=(1, 28, 28), backend: str = "onnxrunti
         return onnx_latency(path, input_shape, threads, runs, warmup, batch)
 
 
-def throughput(model: nn.Module, input_shape=(1, 28, 28), batch: int = 256, **kwargs) -> float:
+def throughput(model: nn.Module, input_shape=None, batch: int = 256, **kwargs) -> float:
     """Images per second at a larger batch (inference)."""
     result = latency(model, input_shape, batch=batch, runs=kwargs.pop("runs", 20), warmup=3, **kwargs)
     return batch / (result["median_ms"] / 1e3)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from nas.blocks import ACTIVATIONS, BLOCKS, Normalize, conv_bn
-from nas.data import PIXEL_MEAN, PIXEL_STD
+from nas.data import Inputs, builtin_inputs
 from nas.errors import UsageError
 
 
@@ -47,28 +47,30 @@ def build_simple_cnn(arch: dict, channels: int, num_classes: int) -> nn.Module:
 FAMILIES = {"resnet_like": build_resnet_like, "simple_cnn": build_simple_cnn}
 
 
-def build(arch: dict, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
-          seed: int | None = None) -> nn.Module:
-    """A fresh, randomly initialised model that takes raw pixels (float 0-255, NCHW).
+def build(arch: dict, inputs: Inputs | None = None, seed: int | None = None) -> nn.Module:
+    """A fresh, randomly initialised model that takes raw pixels (float 0-255, NCHW) of `inputs.shape`
+    (default: the built-in 28x28 grey sets) and scores `inputs.classes`. `model.input_shape` says which.
 
     seed: initial weights drawn from this seed (the global RNG is left as it was); None = global RNG."""
+    inputs = inputs or builtin_inputs()
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return build(arch, input_shape, num_classes)
+            return build(arch, inputs)
     family = arch.get("family")
     if family not in FAMILIES:
         raise UsageError(f"arch family {family!r} is unknown; known families: {', '.join(FAMILIES)}")
     try:
-        body = FAMILIES[family](arch, input_shape[0], num_classes)
+        body = FAMILIES[family](arch, inputs.channels, len(inputs.classes))
     except KeyError as e:
         raise UsageError(f"arch for {family} is missing key {e.args[0]!r}") from None
-    model = nn.Sequential(Normalize(PIXEL_MEAN, PIXEL_STD), body)
+    model = nn.Sequential(Normalize(inputs.mean, inputs.std), body)
     with torch.no_grad():  # materialise lazy layers and check the arch fits the input size
         try:
-            model.eval()(torch.zeros(1, *input_shape))
+            model.eval()(torch.zeros(1, *inputs.shape))
         except RuntimeError as e:
-            raise UsageError(f"arch does not fit a {input_shape} input: {str(e).splitlines()[0]}") from None
+            raise UsageError(f"arch does not fit a {inputs.shape} input: {str(e).splitlines()[0]}") from None
+    model.input_shape = inputs.shape
     return model
 
 
@@ -78,6 +80,7 @@ class FlipTTA(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        self.input_shape = getattr(model, "input_shape", None)
 
     def forward(self, x):
         # one pass over the image and its mirror stacked into one batch: at batch 1 that costs 0.76-0.89x

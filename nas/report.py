@@ -30,21 +30,27 @@ def data_table(stats: dict) -> Table:
     return table
 
 
-def sample_grid(images: np.ndarray, labels: np.ndarray, classes: list[str], path: Path, per_class: int = 8) -> Path:
-    """A picture: one row per class, `per_class` training images each."""
+def sample_grid(images: np.ndarray, labels: np.ndarray, classes: list[str], path: Path, per_class: int = 8,
+                max_classes: int = 20) -> Path:
+    """A picture: one row per class (the first `max_classes`), `per_class` training images each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.95))
-    for c, name in enumerate(classes):
+    shown = classes[:max_classes]
+    fig, axes = plt.subplots(len(shown), per_class, figsize=(per_class * 0.9, len(shown) * 0.95), squeeze=False)
+    for c, name in enumerate(shown):
         idx = np.flatnonzero(labels == c)[:per_class]
         for j in range(per_class):
             ax = axes[c, j]
             ax.axis("off")
             if j < len(idx):
-                ax.imshow(images[idx[j]].squeeze(), cmap="gray_r", vmin=0, vmax=255)
+                image = images[idx[j]]
+                if image.shape[0] == 3:
+                    ax.imshow(image.transpose(1, 2, 0))
+                else:
+                    ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=255)
         axes[c, 0].set_title(name, fontsize=8, loc="left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +232,7 @@ class SearchDisplay:
 
     FRONT_EVERY = 10  # trained trials between two prints of the best front so far
 
-    def __init__(self, console, trials: int, already: int, front_source=None):
+    def __init__(self, console, trials: int | None, already: int, front_source=None):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,

@@ -139,12 +139,12 @@ def make_sampler(name: str, seed: int):
                                       n_startup_trials=10)
 
 
-def open_study(config: SearchConfig, space_file: Path, new: bool = False, worker: int = 0):
-    """Create the study, or continue it when its stored settings match this run's."""
+def open_study(config: SearchConfig, space_file: Path, data: dict, new: bool = False, worker: int = 0):
+    """Create the study, or continue it when its stored settings match this run's (data: data.record())."""
     import optuna
 
     store = _storage(config.storage)
-    settings = config.settings(space_file)
+    settings = config.settings(space_file, data)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(store)}
     if config.study in existing:
         if new:
@@ -237,7 +237,7 @@ def record_constraints(trial, constraints: dict[str, float]) -> None:
         trial.storage.set_trial_system_attr(trial._trial_id, "constraints", list(constraints.values()))
 
 
-def check_limits_reachable(space, config: SearchConfig, draws: int = 200) -> None:
+def check_limits_reachable(space, config: SearchConfig, inputs=None, draws: int = 200) -> None:
     """Refuse at once (before the study is touched) a params or MACs limit that no random draw of the space
     meets, instead of measuring hopeless proposals one by one. Latency limits are left to the search."""
     import optuna
@@ -248,7 +248,7 @@ def check_limits_reachable(space, config: SearchConfig, draws: int = 200) -> Non
         return
     _quiet_optuna()
     sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    sized = sorted((measure.count_params(models.build(arch)), i, arch) for i, arch in
+    sized = sorted((measure.count_params(models.build(arch, inputs)), i, arch) for i, arch in
                    enumerate(spaces.sample(sampler.ask(), space) for _ in range(draws)))
     fitting = [(p, arch) for p, _, arch in sized if config.max_params is None or p <= config.max_params]
     if not fitting:
@@ -256,7 +256,7 @@ def check_limits_reachable(space, config: SearchConfig, draws: int = 200) -> Non
                          f"{config.max_params:g} (the smallest has {sized[0][0]} params); raise the limit or "
                          f"use a space with smaller models")
     if config.max_macs is not None:
-        smallest = min(measure.count_macs(models.build(arch))[0] for _, arch in fitting[:30])
+        smallest = min(measure.count_macs(models.build(arch, inputs))[0] for _, arch in fitting[:30])
         if smallest > config.max_macs:
             raise UsageError(f"no architecture of {draws} random draws from space {space.name} fits --max-macs "
                              f"{config.max_macs:g} (the smallest has {smallest} MACs); raise the limit or use a "
@@ -336,16 +336,20 @@ class Search:
         from nas import spaces, train
         from nas.pruning import Ladder, RungPruner
 
+        from nas import data
+
         self.config = config
         self.space = spaces.load(config.space)
-        check_limits_reachable(self.space, config)
         self.device = train.resolve_device(config.device)
-        self.study = open_study(config, self.space.path, new=new, worker=worker)
+        self._splits = {}  # subset -> data.Splits, loaded when a rung first needs it
+        first = self.splits(config.subset)
+        self.inputs = first.inputs  # what every model of the study takes: shape, classes, normalisation
+        check_limits_reachable(self.space, config, self.inputs)
+        self.study = open_study(config, self.space.path, data.record(config.data, first), new=new, worker=worker)
         self.ladder = Ladder(self.study, config.budgets, config.eta)
         self.pruner = RungPruner(tuple(config.prune_epochs), config.eta, config.n_min)
         self.events = events or (lambda event, **info: None)
         self.stop_requested = False  # set by request_stop(); honoured at the next training step
-        self._splits = {}  # subset -> data.Splits, loaded when a rung first needs it
 
     def splits(self, subset: float):
         from nas import data
@@ -366,7 +370,7 @@ class Search:
             promotion = self.ladder.claim()
             if promotion is not None:
                 self._guarded(promotion.trial, lambda: self.promote(promotion))
-            elif counts(self.study)["trained"] < self.config.trials:
+            elif self.config.trials is None or counts(self.study)["trained"] < self.config.trials:
                 kind = self._draw_one()
                 rejected_in_a_row = rejected_in_a_row + 1 if kind in ("infeasible", "reused") else 0
                 if rejected_in_a_row >= GIVE_UP_AFTER:
@@ -480,7 +484,7 @@ class Search:
             kind = "reused"
             self.events("end", number=trial.number, kind=kind)
         else:
-            model = models.build(arch, seed=recipe.seed)
+            model = models.build(arch, self.inputs, seed=recipe.seed)
             costs = self._measure(trial, model, recipe)
             if any(costs[n] > limit for n, limit in self.config.limits().items()):
                 # a preset over a limit too: training it would spend the search's budget on a model it cannot pick
@@ -630,7 +634,7 @@ class Search:
         for name in ("params", "macs", "uncounted_ops", "latency"):  # the same network: its costs stand
             trial.set_user_attr(name, root.user_attrs.get(name))
         record_constraints(trial, {k: v for k, v in root.constraints.items() if not k.isdigit()})
-        model = models.build(arch, seed=recipe.seed)
+        model = models.build(arch, self.inputs, seed=recipe.seed)
         result = self._train(trial, model, recipe, self.splits(budget.subset), None, eval_epochs={budget.epochs})
         return self._tell(trial, result, stored_costs(root), root.user_attrs.get("kind", "trained"))
 

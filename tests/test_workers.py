@@ -36,6 +36,21 @@ def assert_each_trial_ran_once(study):
             assert t.user_attrs["worker"].count(":") == 2  # one owner per trial: host:pid:start
 
 
+def first_running(storage, study_name, caught, seconds=180):
+    """(study, trial): the first RUNNING trial of the study for which caught(trial) holds, polled."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:
+            continue
+        victim = next((t for t in study.trials if t.state == TrialState.RUNNING and caught(t)), None)
+        if victim is not None:
+            return study, victim
+    raise AssertionError(f"no trial of {study_name} was caught training")
+
+
 def assert_each_root_promoted_once(study):
     """Every rung above 0 holds each architecture at most once, besides failed claims and crashes."""
     rungs = rungs_of(study)
@@ -85,17 +100,9 @@ def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_fini
     # 20 short epochs: caught after its first, a trial has seconds of training left when the kill lands
     cmd = search_cmd(storage, "t", 2, "--epochs", "20", "--budgets", "none")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    victim, deadline = None, time.monotonic() + 180
-    while victim is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-        try:
-            study = optuna.load_study(study_name="t", storage=storage)
-        except KeyError:
-            continue
-        # past epoch 1 of 2 (its curve has a point) and still running: killed in the middle of training
-        finished = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
-        victim = next((t for t in study.trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve")), None)
-    assert victim is not None, "no trial was caught training"
+    # past epoch 1 (its curve has a point) and still running: killed in the middle of training
+    study, victim = first_running(storage, "t", lambda t: t.user_attrs.get("curve"))
+    finished = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -115,15 +122,7 @@ def test_kill_9_during_a_promotion_then_the_same_command_trains_it_once(tmp_path
     storage = f"sqlite:///{tmp_path}/s.db"
     cmd = search_cmd(storage, "t", 3, "--budgets", "60x0.02")  # rung 1: 60 short epochs, long enough to be hit
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    victim, deadline = None, time.monotonic() + 180
-    while victim is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            rung1 = optuna.load_study(study_name="t/rung-1", storage=storage)
-        except KeyError:
-            continue
-        victim = next((t for t in rung1.trials if t.state == TrialState.RUNNING and "arch" in t.user_attrs), None)
-    assert victim is not None, "no promotion was caught training"
+    _, victim = first_running(storage, "t/rung-1", lambda t: "arch" in t.user_attrs)
     time.sleep(1.0)  # into its training
     proc.send_signal(signal.SIGKILL)
     proc.wait()
