@@ -38,7 +38,7 @@ def main():
     rung0 = Budget(settings["fidelity"]["epochs"], settings["fidelity"]["subset"])
     rung1 = Budget(**settings["promotions"][0])
     # the continuation trains on rung 1's images for the epochs that make up the difference in images seen
-    extra_epochs = max(1, math.ceil((rung1.images - rung0.images) / rung1.subset))
+    extra_epochs = max(1, math.ceil(round((rung1.images - rung0.images) / rung1.subset, 6)))
     done = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     best = sorted((r for r in done if r.trained), key=lambda r: -r.accuracy)[:args.n]
     small, large = splits_for(settings, rung0.subset), splits_for(settings, rung1.subset)

@@ -184,6 +184,7 @@ def cmd_train(args) -> int:
     device = train.resolve_device(args.device)
     # bad data fails before any work
     splits = data.load(data_config(args), device=device, with_test=args.test, final=args.final)
+    space.check_size(splits.inputs.size)
     model = models.build(arch, splits.inputs, seed=recipe.seed)
     params = measure.count_params(model)
     macs, uncounted = measure.count_macs(model)

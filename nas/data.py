@@ -217,7 +217,7 @@ def load(config: DataConfig = DataConfig(), device: str | torch.device = "cpu", 
         raise UsageError(f"--subset {config.subset} must be a fraction in (0, 1]")
     pool = _builtin_pool(config, with_test) if is_builtin(config.dataset) else _own_pool(config)
     images, labels = pool["images"], pool["labels"]
-    val_size = config.val_size or round(len(labels) / 6)  # 10,000 of Fashion-MNIST's 60,000
+    val_size = round(len(labels) / 6) if config.val_size is None else config.val_size  # 10,000 of 60,000
     if "val_images" in pool:  # the data named its own validation split
         train_idx, val_idx = np.arange(len(labels)), None
     elif not 0 < val_size < len(labels):

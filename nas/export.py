@@ -122,7 +122,7 @@ def choose(study, number: int | None, pick: str):
 
 # ---------------------------------------------------------------- the exported model
 
-def write_programs(model: nn.Module, folder: Path, metadata: dict) -> None:
+def write_programs(model: nn.Module, folder: Path, metadata: dict | None = None) -> None:
     """model.onnx (with `metadata` as its metadata_props) and model.pt2, both with a dynamic batch dimension,
     taking raw pixels."""
     import onnx
@@ -132,7 +132,7 @@ def write_programs(model: nn.Module, folder: Path, metadata: dict) -> None:
     model = model.eval().float().cpu()
     measure.export_onnx(model, str(folder / "model.onnx"))
     program_onnx = onnx.load(str(folder / "model.onnx"))
-    onnx.helper.set_model_props(program_onnx, {k: json.dumps(v) for k, v in metadata.items()})
+    onnx.helper.set_model_props(program_onnx, {k: json.dumps(v) for k, v in (metadata or {}).items()})
     onnx.save(program_onnx, str(folder / "model.onnx"))
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:

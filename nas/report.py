@@ -195,8 +195,8 @@ def plot_study(study, objectives, folder: Path, highlight: int | None = None,
     rungs = [(k, s) for k, s in enumerate(rungs_of(study)) if k == 0 or s.get_trials(deepcopy=False)][::-1]
     fig, axes = plt.subplots(len(rungs), 2, figsize=(12, 4.8 * len(rungs)), squeeze=False)
     for row, (k, rung_study) in zip(axes, rungs):
-        budget = rung_study.user_attrs.get("rung") or {"epochs": "search", "subset": None}
-        label = f"rung {k}: {budget['epochs']} epochs" + (f" on {budget['subset']:.0%}" if budget["subset"] else "")
+        budget = rung_study.user_attrs.get("rung") or study.user_attrs.get("nas", {}).get("fidelity", {})
+        label = f"rung {k}: {budget.get('epochs', '?')} epochs on {budget.get('subset', 1):.0%}"
         _scatter_rung(row, _groups(rung_study, objectives), highlight, label)
     trials = study.get_trials(deepcopy=False)
     fig.suptitle(f"study {study.study_name}: {len(trials)} trials drawn; each row compares one rung's budget")

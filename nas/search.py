@@ -1,8 +1,9 @@
 """`nas search`: an Optuna multi-objective study over a search space.
 
 Per trial: sample arch + recipe -> build -> measure (params, MACs, latency) -> over a hard
-limit? recorded as infeasible, never trained -> train at the study's fidelity, pruned at
-rungs -> tell the objectives. Every result and the study's settings live in the storage, so a
+limit? recorded as infeasible, never trained -> train at rung 0's budget, pruned at a few
+epochs -> tell the objectives. The best of each rung are promoted and trained again at a larger
+budget (nas/pruning.py's Ladder). Every result and the study's settings live in the storage, so a
 re-run continues where the last one stopped and other tools (optuna-dashboard) see the same.
 """
 
@@ -333,10 +334,8 @@ class Search:
     draw, the highest rung first."""
 
     def __init__(self, config: SearchConfig, events=None, new: bool = False, worker: int = 0):
-        from nas import spaces, train
+        from nas import data, spaces, train
         from nas.pruning import Ladder, RungPruner
-
-        from nas import data
 
         self.config = config
         self.space = spaces.load(config.space)
@@ -344,6 +343,7 @@ class Search:
         self._splits = {}  # subset -> data.Splits, loaded when a rung first needs it
         first = self.splits(config.subset)
         self.inputs = first.inputs  # what every model of the study takes: shape, classes, normalisation
+        self.space.check_size(self.inputs.size)
         check_limits_reachable(self.space, config, self.inputs)
         self.study = open_study(config, self.space.path, data.record(config.data, first), new=new, worker=worker)
         self.ladder = Ladder(self.study, config.budgets, config.eta)

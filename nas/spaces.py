@@ -53,6 +53,15 @@ class Space:
     recipe: dict = field(default_factory=dict)
     augment: dict = field(default_factory=dict)
     presets: dict = field(default_factory=dict)  # name -> {"arch": dict, "recipe": dict, "note": str}
+    image_sizes: tuple[int, int] = (8, 64)  # sides (pixels) its networks are meant for: min, max
+
+    def check_size(self, size: int) -> None:
+        """Refuse images the space was not made for (too small to downsample, too large to train on a CPU)."""
+        low, high = self.image_sizes
+        if not low <= size <= high:
+            raise UsageError(f"space {self.name} is made for images of {low}-{high} pixels (image_sizes in "
+                             f"{self.path}); these are {size}x{size}: pass --image-size between {low} and {high}, "
+                             f"or use another space")
 
 
 # ---------------------------------------------------------------- finding and loading
@@ -139,9 +148,14 @@ def _check_spec(spec, path: Path, key: str, name: str) -> None:
 def validate(raw, path: Path) -> Space:
     if not isinstance(raw, dict):
         _fail(path, "(top)", "a space file is a mapping with family, arch, recipe, augment, presets")
-    extra = set(raw) - {"family", "description", "arch", "recipe", "augment", "presets"}
+    extra = set(raw) - {"family", "description", "image_sizes", "arch", "recipe", "augment", "presets"}
     if extra:
-        _fail(path, sorted(extra)[0], "unknown key; allowed: family, description, arch, recipe, augment, presets")
+        _fail(path, sorted(extra)[0], "unknown key; allowed: family, description, image_sizes, arch, recipe, "
+                                      "augment, presets")
+    sizes = raw.get("image_sizes") or {"min": 8, "max": 64}
+    if not (isinstance(sizes, dict) and set(sizes) == {"min", "max"} and
+            all(isinstance(v, int) for v in sizes.values()) and 1 <= sizes["min"] <= sizes["max"]):
+        _fail(path, "image_sizes", "must be {min: PIXELS, max: PIXELS} with 1 <= min <= max")
     family = raw.get("family")
     if family not in SCHEMA:
         _fail(path, "family", f"unknown family {family!r}; known: {', '.join(SCHEMA)}")
@@ -183,7 +197,8 @@ def validate(raw, path: Path) -> Space:
         except UsageError as e:
             _fail(path, f"presets.{name}", str(e))
     return Space(name=path.stem, path=path, family=family, description=raw.get("description", ""),
-                 arch=arch, recipe=raw.get("recipe") or {}, augment=raw.get("augment") or {}, presets=presets)
+                 arch=arch, recipe=raw.get("recipe") or {}, augment=raw.get("augment") or {}, presets=presets,
+                 image_sizes=(sizes["min"], sizes["max"]))
 
 
 # ---------------------------------------------------------------- sampling

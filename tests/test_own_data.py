@@ -109,3 +109,12 @@ def test_fashion_mnist_as_png_folders_gives_the_builtin_images_labels_and_split(
     assert pairs(own.train.images[:, 0].numpy(), own.train.labels.numpy()) == pairs(images[picked][rest], labels[picked][rest])
     assert pairs(own.val.images[:, 0].numpy(), own.val.labels.numpy()) == pairs(images[picked][held], labels[picked][held])
     assert pairs(own.test.images[:, 0].numpy(), own.test.labels.numpy()) == pairs(test_images[:20], test_labels[:20])
+
+
+def test_a_space_refuses_images_it_was_not_made_for(nas_cli, tmp_path):
+    from test_sources import write_images
+
+    write_images(tmp_path / "tiny", ["a", "b"], 3, size=(8, 8))
+    out = nas_cli("train", "--space", "resnet_like", "--data", str(tmp_path / "tiny"), "--epochs", "1")
+    assert out.returncode == 2 and "made for images of 16-64 pixels" in out.stderr and "--image-size" in out.stderr
+    assert "Traceback" not in out.stderr
