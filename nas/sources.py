@@ -251,10 +251,14 @@ def _resize(images: np.ndarray, size: int) -> np.ndarray:
 # ---------------------------------------------------------------- the cache and the entry point
 
 def cache_key(listing: dict[str, list], classes: list[str], image_size: int | None, skip_bad: bool) -> str:
-    stamp = [[split, str(p), p.stat().st_size, p.stat().st_mtime_ns, label]
-             for split, files in sorted(listing.items()) for p, label in files]
+    stamp = [[split, str(p), *_size_and_time(p), label] for split, files in sorted(listing.items()) for p, label in files]
     blob = json.dumps([CACHE_VERSION, classes, image_size, skip_bad, stamp])
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _save(folder: Path, source: Source) -> None:
