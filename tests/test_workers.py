@@ -51,6 +51,21 @@ def first_running(storage, study_name, caught, seconds=180):
     raise AssertionError(f"no trial of {study_name} was caught training")
 
 
+def kill_then_run_again(proc, cmd):
+    """SIGKILL the search, then run the same command to its end."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+
+
+def failed_and_rerun(study, victim):
+    """Checks the killed trial was failed with its reason; returns the trials that ran its parameters again."""
+    killed = study.trials[victim.number]
+    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["fail_reason"]
+    return [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
+
+
 def assert_each_root_promoted_once(study):
     """Every rung above 0 holds each architecture at most once, besides failed claims and crashes."""
     rungs = rungs_of(study)
@@ -103,15 +118,9 @@ def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_fini
     # past epoch 1 (its curve has a point) and still running: killed in the middle of training
     study, victim = first_running(storage, "t", lambda t: t.user_attrs.get("curve"))
     finished = {t.number: t.values for t in study.trials if t.state == TrialState.COMPLETE}
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-
-    again = subprocess.run(cmd, capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr
+    kill_then_run_again(proc, cmd)
     study = optuna.load_study(study_name="t", storage=storage)
-    killed = study.trials[victim.number]
-    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["fail_reason"]
-    reruns = [t for t in study.trials if t.user_attrs.get("retry_of") == victim.number]
+    reruns = failed_and_rerun(study, victim)
     assert len(reruns) == 1 and reruns[0].params == victim.params and reruns[0].state != TrialState.FAIL
     assert all(study.trials[n].values == v for n, v in finished.items())  # nothing done was lost
     c = search.counts(study)
@@ -124,15 +133,8 @@ def test_kill_9_during_a_promotion_then_the_same_command_trains_it_once(tmp_path
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, victim = first_running(storage, "t/rung-1", lambda t: "arch" in t.user_attrs)
     time.sleep(1.0)  # into its training
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-
-    again = subprocess.run(cmd, capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr
-    rung1 = optuna.load_study(study_name="t/rung-1", storage=storage)
-    killed = rung1.trials[victim.number]
-    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["fail_reason"]
-    rerun, = [t for t in rung1.trials if t.user_attrs.get("retry_of") == victim.number]
+    kill_then_run_again(proc, cmd)
+    rerun, = failed_and_rerun(optuna.load_study(study_name="t/rung-1", storage=storage), victim)
     assert rerun.state == TrialState.COMPLETE and rerun.user_attrs["root"] == victim.user_attrs["root"]
     assert rerun.params == victim.params and rerun.user_attrs["fidelity"] == {"epochs": 60, "subset": 0.02}
     assert_each_root_promoted_once(optuna.load_study(study_name="t", storage=storage))
