@@ -107,9 +107,8 @@ class Ladder:
         import optuna
 
         self.eta = eta
-        self.budgets = tuple(budgets)
         self.studies = [study]
-        for k, budget in enumerate(self.budgets, start=1):
+        for k, budget in enumerate(budgets, start=1):
             rung = optuna.create_study(study_name=rung_study_name(study.study_name, k), storage=study._storage,
                                        directions=study.directions, load_if_exists=True,
                                        sampler=optuna.samplers.RandomSampler())
@@ -129,11 +128,11 @@ class Ladder:
         return None
 
     def busy(self) -> bool:
-        """Is any trial of any rung running or queued? Their results may yet earn promotions."""
+        """Is any trial of any rung running (in another worker)? Its result may yet earn a promotion.
+        Queued ones do not count: a rung's queue is emptied by claim(), rung 0's only while trials are due."""
         from optuna.trial import TrialState
 
-        return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
-                   for s in self.studies)
+        return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in self.studies)
 
     def _claim_at(self, k: int) -> Promotion | None:
         import optuna
