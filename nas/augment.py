@@ -6,9 +6,18 @@ the model. Images stay uint8 [B, C, H, W] here; the model normalises them itself
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from nas.config import Augment
+
+
+def gather(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """out[i, :, r, c] = x[i, :, rows[i, r], cols[i, c]]: one integer gather for crops and resizes."""
+    batch = torch.arange(x.shape[0], device=x.device)[:, None, None]
+    # advanced indexing puts the indexed dims first: [B, H, W, C]
+    return x.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
 def crop_with_offsets(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
@@ -16,14 +25,28 @@ def crop_with_offsets(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Ten
 
     dy, dx are in [0, 2*pad]; (pad, pad) gives the image back unchanged.
     """
-    b, c, h, w = x.shape
+    _, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    rows = dy[:, None] + torch.arange(h, device=x.device)  # [B, H]
-    cols = dx[:, None] + torch.arange(w, device=x.device)  # [B, W]
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    # advanced indexing puts the indexed dims first: [B, H, W, C]
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2)
+    return gather(padded, dy[:, None] + torch.arange(h, device=x.device), dx[:, None] + torch.arange(w, device=x.device))
+
+
+def random_resized_crop(x: torch.Tensor, min_area: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Inception-style crop: a box of min_area-1 of the image's area and aspect 3/4-4/3 per sample,
+    stretched back to HxW by nearest-neighbour sampling (integer indexing: uint8 in, uint8 out)."""
+    if min_area == 0:
+        return x
+    b, _, h, w = x.shape
+    rand = torch.rand(4, b, device=x.device, generator=generator)
+    area = min_area + (1 - min_area) * rand[0]
+    aspect = torch.exp((2 * rand[1] - 1) * math.log(4 / 3))
+    box_h = ((area / aspect).sqrt() * h).clamp(1, h)
+    box_w = ((area * aspect).sqrt() * w).clamp(1, w)
+    top, left = rand[2] * (h - box_h), rand[3] * (w - box_w)
+    centres_h = (torch.arange(h, device=x.device) + 0.5) / h
+    centres_w = (torch.arange(w, device=x.device) + 0.5) / w
+    rows = (top[:, None] + centres_h * box_h[:, None]).long().clamp(0, h - 1)
+    cols = (left[:, None] + centres_w * box_w[:, None]).long().clamp(0, w - 1)
+    return gather(x, rows, cols)
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -77,7 +100,8 @@ def cutmix(x: torch.Tensor, p: float, generator: torch.Generator | None = None) 
 
 
 def apply(x: torch.Tensor, policy: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The training-time policy: translate, mirror, erase."""
+    """The training-time policy: crop and stretch, translate, mirror, erase."""
+    x = random_resized_crop(x, policy.resized_crop, generator)
     x = random_crop(x, policy.crop_pad, generator)
     if policy.flip:
         x = random_flip(x, generator)

@@ -130,7 +130,7 @@ def read_recipe_file(path: str) -> dict:
     return recipe
 
 
-def choose_arch(args, space) -> tuple[dict, dict, str]:
+def choose_arch(args, space, image_size: int) -> tuple[dict, dict, str]:
     """(arch, recipe overrides, where it came from) from --preset, --arch or a seeded random draw."""
     if args.preset and args.arch:
         raise UsageError("give --preset or --arch, not both")
@@ -151,7 +151,7 @@ def choose_arch(args, space) -> tuple[dict, dict, str]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = args.seed or 0
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed)).ask()
-    return spaces.sample(trial, space), {}, f"random draw from {space.name} (seed {seed})"
+    return spaces.sample(trial, space, image_size), {}, f"random draw from {space.name} (seed {seed})"
 
 
 def build_recipe(args, overrides: dict):
@@ -177,14 +177,14 @@ def cmd_train(args) -> int:
     from nas.report import fmt_count, result_table
 
     space = spaces.load(args.space)
-    arch, recipe_overrides, origin = choose_arch(args, space)
-    if args.recipe:  # e.g. an export's arch.json: train another network exactly as that export was trained
-        recipe_overrides = read_recipe_file(args.recipe)
-    recipe = build_recipe(args, recipe_overrides)
     device = train.resolve_device(args.device)
     # bad data fails before any work
     splits = data.load(data_config(args), device=device, with_test=args.test, final=args.final)
     space.check_size(splits.inputs.size)
+    arch, recipe_overrides, origin = choose_arch(args, space, splits.inputs.size)
+    if args.recipe:  # e.g. an export's arch.json: train another network exactly as that export was trained
+        recipe_overrides = read_recipe_file(args.recipe)
+    recipe = build_recipe(args, recipe_overrides)
     model = models.build(arch, splits.inputs, seed=recipe.seed)
     params = measure.count_params(model)
     macs, uncounted = measure.count_macs(model)

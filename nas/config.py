@@ -22,6 +22,7 @@ class Augment:
     flip: bool = True  # random horizontal flip with probability 1/2
     cutout: int = 0  # side in pixels of a random erased square; 0 = off
     cutmix: float = 0.0  # probability that a sample gets a random box pasted from its batch neighbour; 0 = off
+    resized_crop: float = 0.0  # smallest area fraction of a random-resized crop (e.g. 0.35 for photos); 0 = off
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Recipe:
             (0 <= self.ema < 1, "ema must be a decay in [0, 1)"),
             (self.augment.crop_pad >= 0 and self.augment.cutout >= 0, "augment sizes must be >= 0"),
             (0 <= self.augment.cutmix <= 1, "augment cutmix must be a probability in [0, 1]"),
+            (0 <= self.augment.resized_crop <= 1, "augment resized_crop must be an area fraction in [0, 1]"),
             (self.progressive_from == 0 or self.progressive_from >= 8,
              "progressive_from must be 0 (off) or >= 8 pixels"),
         ]
@@ -80,15 +82,17 @@ class Recipe:
 
 
 def parse_augment(text: str, flag: str) -> dict:
-    """'crop=2,flip=1,cutout=8,cutmix=0.5' -> {'crop_pad': 2, 'flip': True, 'cutout': 8, 'cutmix': 0.5}."""
-    names = {"crop": "crop_pad", "crop_pad": "crop_pad", "flip": "flip", "cutout": "cutout", "cutmix": "cutmix"}
+    """'crop=2,flip=1,cutout=8,cutmix=0.5,resized_crop=0.35' -> {'crop_pad': 2, 'flip': True, 'cutout': 8, ...}."""
+    names = {"crop": "crop_pad", "crop_pad": "crop_pad", "flip": "flip", "cutout": "cutout", "cutmix": "cutmix",
+             "resized_crop": "resized_crop"}
+    fractions = ("cutmix", "resized_crop")
     out = {}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
-        number = value.replace(".", "", 1) if key == "cutmix" else value
+        number = value.replace(".", "", 1) if key in fractions else value
         if key not in names or not number.isdigit():
-            raise UsageError(f"{flag} {text!r}: expected e.g. crop=2,flip=1,cutout=8,cutmix=0.5")
-        out[names[key]] = float(value) if key == "cutmix" else bool(int(value)) if key == "flip" else int(value)
+            raise UsageError(f"{flag} {text!r}: expected e.g. crop=2,flip=1,cutout=8,cutmix=0.5,resized_crop=0.35")
+        out[names[key]] = float(value) if key in fractions else bool(int(value)) if key == "flip" else int(value)
     return out
 
 

@@ -13,7 +13,7 @@ from nas.errors import UsageError
 def build_resnet_like(arch: dict, channels: int, num_classes: int) -> nn.Module:
     act = arch["activation"]
     stem = arch["stem"]
-    layers = [conv_bn(channels, stem["width"], stem["kernel"], act=act)]
+    layers = [conv_bn(channels, stem["width"], stem["kernel"], stem.get("stride", 1), act=act)]
     width = stem["width"]
     for stage in arch["stages"]:
         for i in range(stage["depth"]):
@@ -100,7 +100,8 @@ def summary(arch: dict) -> str:
         stages = " ".join(f"{s['width']}x{s['convs']}" for s in arch["stages"])
         fc = "-".join(str(w) for w in arch["fc"]) or "none"
         return f"cnn[{stages}] fc[{fc}] {'bn ' if arch['batchnorm'] else ''}{arch['activation']}"
-    parts = [f"stem{arch['stem']['width']}"]
+    stride = arch["stem"].get("stride", 1)
+    parts = [f"stem{arch['stem']['width']}" + (f"/{stride}" if stride > 1 else "")]
     for s in arch["stages"]:
         block = s["block"] + (f"e{s['expansion']}" if s["block"] in ("inverted", "bottleneck") else "")
         parts.append(f"{block}x{s['depth']}@{s['width']}k{s['kernel']}{'/2' if s['downsample'] else ''}"

@@ -119,10 +119,13 @@ class Ladder:
                                             "subset": budget.subset})
             self.studies.append(rung)
 
-    def claim(self) -> Promotion | None:
-        """The next promotion for this worker, highest rung first (ASHA); None when nothing is due."""
+    def claim(self, fits=None) -> Promotion | None:
+        """The next promotion for this worker, highest rung first (ASHA); None when nothing is due.
+
+        fits(root, k) -> bool, optional: whether there is time left to train `root` at rung k; due promotions
+        that do not fit are left for later (a queued one, left by a crash, is always taken)."""
         for k in range(len(self.studies) - 1, 0, -1):
-            promotion = self._claim_at(k)
+            promotion = self._claim_at(k, fits)
             if promotion is not None:
                 return promotion
         return None
@@ -134,13 +137,13 @@ class Ladder:
 
         return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in self.studies)
 
-    def _claim_at(self, k: int) -> Promotion | None:
+    def _claim_at(self, k: int, fits=None) -> Promotion | None:
         import optuna
 
         study = self.studies[k]
         trial_id = study._pop_waiting_trial_id()  # a promotion queued again after a crash goes first
         if trial_id is None:
-            due = self._due(k)
+            due = [root for root in self._due(k) if fits is None or fits(root, k)]
             if not due:
                 return None
             self.queue(study, due[0], {"root": due[0].number})
@@ -150,7 +153,7 @@ class Ladder:
         trial = optuna.Trial(study, trial_id)
         root = self._root(trial.user_attrs["root"])
         if self._claimed_earlier(study, trial):
-            return self._drop_duplicate(study, trial, k)
+            return self._drop_duplicate(study, trial, k, fits)
         return Promotion(rung=k, trial=trial, root=root)
 
     def _due(self, k: int) -> list:
@@ -189,9 +192,9 @@ class Ladder:
         return any(t.user_attrs.get("root") == root and t.number < trial.number and t.state != TrialState.FAIL
                    for t in study.get_trials(deepcopy=False))
 
-    def _drop_duplicate(self, study, trial, k: int) -> Promotion | None:
+    def _drop_duplicate(self, study, trial, k: int, fits) -> Promotion | None:
         from optuna.trial import TrialState
 
         trial.set_user_attr("fail_reason", "promoted at the same moment by another worker, which trains it")
         study.tell(trial, state=TrialState.FAIL)
-        return self._claim_at(k)
+        return self._claim_at(k, fits)

@@ -16,14 +16,23 @@ def fmt_count(n: float) -> str:
     return f"{n:g}"
 
 
-def data_table(stats: dict) -> Table:
+def data_table(stats: dict, max_rows: int = 30) -> Table:
+    """Images per class and split; past `max_rows` classes, the smallest and largest few and the median
+    (`--format json` has them all)."""
     classes = stats["classes"]
-    table = Table(title=f"{stats['dataset']}: images per class and split")
+    table = Table(title=f"{stats['dataset']}: images per class and split ({len(classes)} classes)")
     table.add_column("class")
     for split in stats["splits"]:
         table.add_column(split, justify="right")
-    for i, name in enumerate(classes):
-        table.add_row(f"{i} {name}", *(str(s["counts"][i]) for s in stats["splits"].values()))
+    train = np.asarray(next(iter(stats["splits"].values()))["counts"])
+    by_size = np.argsort(train, kind="stable")
+    shown = range(len(classes)) if len(classes) <= max_rows else [*by_size[:5], None, *by_size[-5:]]
+    for i in shown:
+        if i is None:
+            medians = (f"{np.median(s['counts']):g}" for s in stats["splits"].values())
+            table.add_row(f"... median of {len(classes)}", *medians, style="dim")
+        else:
+            table.add_row(f"{i} {classes[i]}", *(str(s["counts"][i]) for s in stats["splits"].values()))
     table.add_row("total", *(str(s["images"]) for s in stats["splits"].values()), style="bold")
     table.add_row("pixel mean (0-255)", *(f"{s['mean']:.2f}" for s in stats["splits"].values()))
     table.add_row("pixel std (0-255)", *(f"{s['std']:.2f}" for s in stats["splits"].values()))
@@ -32,18 +41,22 @@ def data_table(stats: dict) -> Table:
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, classes: list[str], path: Path, per_class: int = 8,
                 max_classes: int = 20) -> Path:
-    """A picture: one row per class (the first `max_classes`), `per_class` training images each."""
+    """A picture: one row per class, `per_class` training images each; past `max_classes` classes,
+    `max_classes` of them spread evenly over the class list (the title says so)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = classes[:max_classes]
-    fig, axes = plt.subplots(len(shown), per_class, figsize=(per_class * 0.9, len(shown) * 0.95), squeeze=False)
-    for c, name in enumerate(shown):
+    shown = np.unique(np.linspace(0, len(classes) - 1, min(len(classes), max_classes)).round().astype(int))
+    fig, axes = plt.subplots(len(shown), per_class, figsize=(per_class * 0.9, len(shown) * 0.95 + 0.4),
+                             squeeze=False)
+    if len(shown) < len(classes):
+        fig.suptitle(f"{len(shown)} of {len(classes)} classes", fontsize=9)
+    for row, c in enumerate(shown):
         idx = np.flatnonzero(labels == c)[:per_class]
         for j in range(per_class):
-            ax = axes[c, j]
+            ax = axes[row, j]
             ax.axis("off")
             if j < len(idx):
                 image = images[idx[j]]
@@ -51,7 +64,7 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, classes: list[str], path
                     ax.imshow(image.transpose(1, 2, 0))
                 else:
                     ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=255)
-        axes[c, 0].set_title(name, fontsize=8, loc="left")
+        axes[row, 0].set_title(classes[c], fontsize=8, loc="left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -27,6 +27,7 @@ OBJECTIVE_LABELS = {"accuracy": "val_accuracy", "params": "params", "macs": "MAC
 GIVE_UP_AFTER = 50  # consecutive infeasible (or already trained) proposals before the search stops
 HEARTBEAT, GRACE = 10, 120  # seconds: a running trial's heartbeat interval; silence after which it is failed
 STOP_GRACE = 30  # seconds a stopped worker has to fail and requeue its trial before it is killed
+PROMOTION_MARGIN = 1.2  # a promotion's expected time over its pure training time: scoring, loading, noise
 
 
 # ---------------------------------------------------------------- human units
@@ -243,14 +244,15 @@ def check_limits_reachable(space, config: SearchConfig, inputs=None, draws: int 
     meets, instead of measuring hopeless proposals one by one. Latency limits are left to the search."""
     import optuna
 
-    from nas import measure, models, spaces
+    from nas import data, measure, models, spaces
 
     if config.max_params is None and config.max_macs is None:
         return
+    inputs = inputs or data.builtin_inputs()
     _quiet_optuna()
     sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     sized = sorted((measure.count_params(models.build(arch, inputs)), i, arch) for i, arch in
-                   enumerate(spaces.sample(sampler.ask(), space) for _ in range(draws)))
+                   enumerate(spaces.sample(sampler.ask(), space, inputs.size) for _ in range(draws)))
     fitting = [(p, arch) for p, _, arch in sized if config.max_params is None or p <= config.max_params]
     if not fitting:
         raise UsageError(f"no architecture of {draws} random draws from space {space.name} fits --max-params "
@@ -367,7 +369,7 @@ class Search:
         rejected_in_a_row = 0
         while not self._out_of_time(deadline):
             self._recover()
-            promotion = self.ladder.claim()
+            promotion = self.ladder.claim(fits=lambda root, k: self._ends_in_time(root, k, deadline))
             if promotion is not None:
                 self._guarded(promotion.trial, lambda: self.promote(promotion))
             elif self.config.trials is None or counts(self.study)["trained"] < self.config.trials:
@@ -390,6 +392,16 @@ class Search:
             self.events("timeout")
         return late
 
+    def _ends_in_time(self, root, k: int, deadline: float | None) -> bool:
+        """Would promoting `root` to rung k end before the deadline, at the speed its rung-0 training measured?
+        A search's --minutes bound its whole length: a 22-epoch promotion started at the last minute would not."""
+        speed = root.user_attrs.get("train_images_per_second")
+        if deadline is None or not speed:
+            return True
+        train_images = len(self.splits(self.config.subset).train) / self.config.subset
+        seconds = self.config.budgets[k - 1].images * train_images / speed * PROMOTION_MARGIN
+        return time.monotonic() + seconds <= deadline
+
     def _recover(self) -> None:
         for study in self.ladder.studies:
             for number in recover_crashed(study):
@@ -404,7 +416,7 @@ class Search:
         from nas import spaces
 
         trial = self._ask()
-        arch = spaces.sample(trial, self.space)
+        arch = spaces.sample(trial, self.space, self.inputs.size)
         recipe = spaces.sample_recipe(trial, self.space, Recipe(epochs=self.config.epochs, seed=self.config.seed))
         return self._guarded(trial, lambda: self.evaluate(trial, arch, recipe))
 

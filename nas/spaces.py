@@ -54,6 +54,15 @@ class Space:
     augment: dict = field(default_factory=dict)
     presets: dict = field(default_factory=dict)  # name -> {"arch": dict, "recipe": dict, "note": str}
     image_sizes: tuple[int, int] = (8, 64)  # sides (pixels) its networks are meant for: min, max
+    stem_stride_above: int | None = None  # resnet_like: larger images get a strided stem (see stem_stride)
+
+    def stem_stride(self, size: int) -> int:
+        """The stem's stride for images of `size` pixels: halve until the first stage sees at most
+        `stem_stride_above` pixels, so larger images cost about what the space's ranges were made for."""
+        stride = 1
+        while self.stem_stride_above and size / stride > self.stem_stride_above:
+            stride *= 2
+        return stride
 
     def check_size(self, size: int) -> None:
         """Refuse images the space was not made for (too small to downsample, too large to train on a CPU)."""
@@ -148,10 +157,11 @@ def _check_spec(spec, path: Path, key: str, name: str) -> None:
 def validate(raw, path: Path) -> Space:
     if not isinstance(raw, dict):
         _fail(path, "(top)", "a space file is a mapping with family, arch, recipe, augment, presets")
-    extra = set(raw) - {"family", "description", "image_sizes", "arch", "recipe", "augment", "presets"}
+    extra = set(raw) - {"family", "description", "image_sizes", "stem_stride_above", "arch", "recipe", "augment",
+                        "presets"}
     if extra:
-        _fail(path, sorted(extra)[0], "unknown key; allowed: family, description, image_sizes, arch, recipe, "
-                                      "augment, presets")
+        _fail(path, sorted(extra)[0], "unknown key; allowed: family, description, image_sizes, stem_stride_above, "
+                                      "arch, recipe, augment, presets")
     sizes = raw.get("image_sizes") or {"min": 8, "max": 64}
     if not (isinstance(sizes, dict) and set(sizes) == {"min", "max"} and
             all(isinstance(v, int) for v in sizes.values()) and 1 <= sizes["min"] <= sizes["max"]):
@@ -159,6 +169,9 @@ def validate(raw, path: Path) -> Space:
     family = raw.get("family")
     if family not in SCHEMA:
         _fail(path, "family", f"unknown family {family!r}; known: {', '.join(SCHEMA)}")
+    above = raw.get("stem_stride_above")
+    if above is not None and not (isinstance(above, int) and above >= 1 and raw.get("family") == "resnet_like"):
+        _fail(path, "stem_stride_above", "must be a number of pixels >= 1, and only resnet_like has a stem")
     arch = raw.get("arch") or {}
     schema = SCHEMA[family]
     allowed_top = sorted({*schema["top"], "stage"})
@@ -198,7 +211,7 @@ def validate(raw, path: Path) -> Space:
             _fail(path, f"presets.{name}", str(e))
     return Space(name=path.stem, path=path, family=family, description=raw.get("description", ""),
                  arch=arch, recipe=raw.get("recipe") or {}, augment=raw.get("augment") or {}, presets=presets,
-                 image_sizes=(sizes["min"], sizes["max"]))
+                 image_sizes=(sizes["min"], sizes["max"]), stem_stride_above=above)
 
 
 # ---------------------------------------------------------------- sampling
@@ -223,8 +236,9 @@ def _stage_spec(space: Space, key: str, index: int):
     return spec
 
 
-def sample(trial, space: Space) -> dict:
-    """Draw one architecture. Parameter names: top-level keys, `s<i>_<key>` per stage."""
+def sample(trial, space: Space, image_size: int = 28) -> dict:
+    """Draw one architecture for images of `image_size` pixels. Parameter names: top-level keys,
+    `s<i>_<key>` per stage."""
     a = {k: _suggest(trial, k, v) for k, v in space.arch.items() if k != "stage"}
     stages = []
     for i in range(a.pop("stages")):
@@ -237,8 +251,12 @@ def sample(trial, space: Space) -> dict:
                 stage[key] = _suggest(trial, f"s{i}_{key}", spec)
         stages.append(stage)
     if space.family == "resnet_like":
-        return {"family": "resnet_like", "stem": {"width": a["stem_width"], "kernel": a["stem_kernel"]},
-                "activation": a["activation"], "stages": stages, "dropout": a["dropout"]}
+        stem = {"width": a["stem_width"], "kernel": a["stem_kernel"]}
+        stride = space.stem_stride(image_size)
+        if stride > 1:  # absent means 1, so the archs of small images stay as they always were
+            stem["stride"] = stride
+        return {"family": "resnet_like", "stem": stem, "activation": a["activation"], "stages": stages,
+                "dropout": a["dropout"]}
     return {"family": "simple_cnn", "stages": stages, "batchnorm": a["batchnorm"], "activation": a["activation"],
             "fc": [a["fc_width"]] * (a["fc_layers"] - 1), "dropout": a["dropout"]}
 

@@ -76,3 +76,24 @@ def test_cutmix_off_leaves_the_batch_and_full_label_weights():
 def test_augment_flag_reads_a_cutmix_probability():
     from nas.config import parse_augment
     assert parse_augment("crop=2,cutmix=0.5", "--augment") == {"crop_pad": 2, "cutmix": 0.5}
+
+
+def test_resized_crop_stretches_one_box_per_sample_back_to_full_size():
+    # channel 0 holds each pixel's row, channel 1 its column, channel 2 the sample: the output says where it came from
+    b, side = 200, 64
+    rows = torch.arange(side, dtype=torch.uint8)[:, None].expand(side, side)
+    x = torch.stack([torch.stack([rows, rows.T, torch.full_like(rows, i)]) for i in range(b)])
+    out = augment.random_resized_crop(x, 0.35, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    assert torch.equal(out[:, 2], x[:, 2])  # every pixel stays in its own sample
+    used_rows, used_cols = out[:, 0, :, 0].long(), out[:, 1, 0, :].long()
+    assert (used_rows.diff(dim=1) >= 0).all() and (used_cols.diff(dim=1) >= 0).all()  # stretched, not shuffled
+    span = lambda used: (used.amax(1) - used.amin(1) + 1).float() / side  # noqa: E731
+    area = span(used_rows) * span(used_cols)
+    assert area.min() > 0.3 and area.max() <= 1 and area.std() > 0.1  # boxes of 0.35-1 of the image, all different
+    assert torch.equal(augment.random_resized_crop(x, 0.0), x)
+
+
+def test_augment_flag_reads_a_resized_crop_fraction():
+    from nas.config import parse_augment
+    assert parse_augment("resized_crop=0.35,flip=1", "--augment") == {"resized_crop": 0.35, "flip": True}

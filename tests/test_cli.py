@@ -64,7 +64,8 @@ def test_train_another_network_as_an_export_was_trained(nas_cli, tmp_path):
     result = json.loads(out.stdout)
     assert result["arch"]["family"] == "simple_cnn"  # the preset's network ...
     assert result["recipe"]["batch_size"] == 16 and result["recipe"]["seed"] == 3  # ... with the file's recipe
-    assert result["recipe"]["augment"] == {"crop_pad": 0, "flip": False, "cutout": 4, "cutmix": 0.0} and result["recipe"]["epochs"] == 1
+    assert result["recipe"]["augment"] == {"crop_pad": 0, "flip": False, "cutout": 4, "cutmix": 0.0,
+                                         "resized_crop": 0.0} and result["recipe"]["epochs"] == 1
     assert result["val_acc"] is None and 0 < result["test_acc"] <= 1
     assert "300 train / no validation images" in out.stderr  # 0.5% of 60,000
 

@@ -116,5 +116,5 @@ def test_a_space_refuses_images_it_was_not_made_for(nas_cli, tmp_path):
 
     write_images(tmp_path / "tiny", ["a", "b"], 3, size=(8, 8))
     out = nas_cli("train", "--space", "resnet_like", "--data", str(tmp_path / "tiny"), "--epochs", "1")
-    assert out.returncode == 2 and "made for images of 16-64 pixels" in out.stderr and "--image-size" in out.stderr
+    assert out.returncode == 2 and "made for images of 16-128 pixels" in out.stderr and "--image-size" in out.stderr
     assert "Traceback" not in out.stderr

@@ -86,3 +86,13 @@ def test_budgets_must_grow():
     assert parse_budgets("6x0.4, 22x1") == (Budget(6, 0.4), Budget(22, 1.0)) and parse_budgets("none") == ()
     with pytest.raises(UsageError, match="trains no more than the rung below it"):
         SearchConfig(space="tiny", study="x", storage="x", trials=1, epochs=4, subset=0.5, budgets=(Budget(4, 0.5),))
+
+
+def test_a_promotion_that_would_not_end_in_time_is_left_for_one_that_would(tmp_path):
+    study = rung0(tmp_path, [(0.9, 50), (0.8, 60), (0.7, 70)] * 2)
+    ladder = Ladder(study, BUDGETS, eta=3)
+    slow = {0}  # the best trial trains too slowly to finish before the deadline
+    claim = ladder.claim(fits=lambda root, k: root.number not in slow)
+    assert claim.root.number == 3  # the next in rank that fits (it ties trial 0 on values)
+    assert ladder.claim(fits=lambda root, k: False) is None
+    assert ladder.claim().root.number == 0  # with time enough, trial 0 is still due

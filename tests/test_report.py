@@ -55,3 +55,20 @@ def test_front_rows_carry_each_trials_figures_and_the_standard_error():
 @pytest.mark.parametrize("n, shown", [(11172810, "11.17M"), (456769024, "456.8M"), (696500, "696.5K"), (12, "12")])
 def test_counts_are_shown_in_human_units(n, shown):
     assert report.fmt_count(n) == shown
+
+
+def test_many_classes_show_their_extremes_and_median_and_a_spread_of_sample_rows(tmp_path):
+    import numpy as np
+
+    classes = [f"c{i}" for i in range(100)]
+    counts = list(range(1, 101))  # class i has i + 1 training images
+    stats = {"dataset": "many", "classes": classes,
+             "splits": {"train": {"images": sum(counts), "counts": counts, "mean": 1.0, "std": 2.0}}}
+    console = Console(width=200, record=True)
+    console.print(report.data_table(stats))
+    text = console.export_text()
+    assert "0 c0" in text and "99 c99" in text and "median of 100" in text and "50 c50" not in text
+    labels = np.repeat(np.arange(100), 3)
+    images = np.zeros((300, 3, 8, 8), np.uint8)
+    picture = report.sample_grid(images, labels, classes, tmp_path / "grid.png", per_class=3)
+    assert picture.stat().st_size > 0

@@ -242,3 +242,19 @@ def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
     assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == "interrupted"
     assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == failed[0].params
     assert waiting[0].user_attrs["retry_of"] == failed[0].number
+
+
+def test_a_promotion_is_judged_by_its_own_measured_speed_against_the_deadline(tmp_path, small):
+    import time
+    from types import SimpleNamespace
+
+    config = SearchConfig(space=TINY, study="m", storage=f"sqlite:///{tmp_path}/m.db", trials=1, epochs=1,
+                          subset=0.5, budgets=(search.Budget(10, 1.0),))
+    runner = search.Search(config)
+    runner.splits = lambda subset: small
+    full = len(small.train) / 0.5  # images of the whole training split
+    root = SimpleNamespace(user_attrs={"train_images_per_second": full})  # one pass per second: 10 s here
+    now = time.monotonic()
+    assert runner._ends_in_time(root, 1, now + 10 * search.PROMOTION_MARGIN + 5)
+    assert not runner._ends_in_time(root, 1, now + 10 * search.PROMOTION_MARGIN - 5)
+    assert runner._ends_in_time(root, 1, None)  # no --minutes: no deadline

@@ -62,6 +62,19 @@ def test_default_space_stays_cpu_sized():
     assert sorted(macs)[len(macs) // 2] < 100e6  # the median trial is cheap
 
 
+@pytest.mark.parametrize("size, stride", [(16, 1), (28, 1), (32, 1), (33, 2), (64, 2), (128, 4)])
+def test_larger_images_get_a_strided_stem_that_keeps_their_cost_near_28x28(size, stride):
+    from nas.data import Inputs
+
+    space = spaces.load("resnet_like")
+    inputs = Inputs(channels=3, size=size, classes=["a", "b"], mean=[0.0] * 3, std=[1.0] * 3)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for small, sized in zip(draw(space, 5), (spaces.sample(study.ask(), space, size) for _ in range(5))):
+        assert sized["stem"].get("stride", 1) == stride and "stride" not in small["stem"]
+        ratio = measure.count_macs(models.build(sized, inputs))[0] / measure.count_macs(models.build(small))[0]
+        assert 0.2 < ratio < 1.6, ratio  # the first stage sees 16-32 pixels whatever the image size
+
+
 def test_recipe_and_augment_are_sampled():
     space = spaces.load("resnet_like")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -107,6 +120,7 @@ def test_user_space_file_works_without_code(tmp_path):
     (lambda r: r["arch"].pop("activation"), r"arch\.activation: missing"),
     (lambda r: r["arch"].update(dropout={"low": 0.1}), r"needs 'choices' or both 'low' and 'high'"),
     (lambda r: r["presets"]["seed-resnet18"]["arch"]["stages"][0].update(block="nope"), r"presets\.seed-resnet18"),
+    (lambda r: r.update(stem_stride_above=0), r"stem_stride_above: must be a number of pixels >= 1"),
 ])
 def test_malformed_space_names_file_key_and_rule(tmp_path, change, message):
     path = write_space(tmp_path, change)
