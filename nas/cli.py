@@ -241,8 +241,19 @@ def front_so_far(study) -> tuple[list[dict], str]:
 
     settings = study.user_attrs.get("nas", {})
     rows = front_rows(front(study), settings.get("data", {}).get("val_images") or 10_000)
-    return rows, (f"Pareto front of study {study.study_name} ({', '.join(settings.get('objectives', []))}; "
-                  f"validation accuracy ± standard error)")
+    return rows, (f"Pareto front of study {study.study_name} on {data_summary(settings)} "
+                  f"({', '.join(settings.get('objectives', []))}; validation accuracy ± standard error)")
+
+
+def data_summary(settings: dict) -> str:
+    """'fashion-mnist (10 classes: T-shirt/top, Trouser, Pullover, ...; 1x28x28)' from a study's settings."""
+    name = Path(settings.get("fidelity", {}).get("dataset", "fashion-mnist")).name
+    inputs = settings.get("data", {}).get("inputs")
+    if not inputs:  # studies from before the data was recorded
+        return name
+    classes = inputs["classes"]
+    shown = ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
+    return f"{name} ({len(classes)} classes: {shown}; {inputs['channels']}x{inputs['size']}x{inputs['size']})"
 
 
 def print_front(study, fmt: str) -> None:

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from nas import augment, models
+from nas import augment, cores, models
 from nas.config import Recipe
 from nas.data import Split, Splits
 from nas.errors import UsageError
@@ -357,6 +357,7 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
             correct += (logits.argmax(1) == y).sum()
             if on_step:
                 on_step(epoch, step + 1, steps)
+            cores.let_timing_in()  # a latency timing waiting for the cores gets them now, for seconds
             if (step % 20 == 0 or step == steps - 1) and not torch.isfinite(loss_sum):
                 result.status, result.reason = "diverged", f"loss became {loss_sum.item()} in epoch {epoch}, step {step + 1}"
                 return (ema.model if ema else model), result

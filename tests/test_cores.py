@@ -105,3 +105,48 @@ def test_an_export_times_its_files_only_with_the_cores_to_itself(tmp_path, monke
     scores = export.score_files(tmp_path, small.val)
     assert scores["test_images"] == len(small.val) and scores["onnx_torch_agreement"] >= 0.99
     assert seen and all(seen)  # every timing run held the cores exclusively
+
+
+def _note(path, event: str) -> None:
+    with open(path, "a") as f:  # one write per line, appended: the file keeps the order events happened in
+        f.write(event + "\n")
+
+
+def _train_in_steps(path, started, release):
+    with cores.training():
+        started.set()
+        while not release.is_set():
+            _note(path, "step")
+            cores.let_timing_in()
+        _note(path, "train-end")
+
+
+def test_a_training_steps_aside_for_a_timing_and_carries_on_after_it(tmp_path, monkeypatch):
+    """By the order of events: the timing runs in the middle of the training, and no step runs during it."""
+    monkeypatch.setattr(cores, "LOCK_DIR", tmp_path)
+    path = tmp_path / "events"
+    ctx = mp.get_context("fork")
+    started, release = ctx.Event(), ctx.Event()
+    trainer = ctx.Process(target=_train_in_steps, args=(path, started, release), daemon=True)
+    trainer.start()
+    assert started.wait(30)
+    waits = []
+
+    def no_deadlock():  # a training that never steps aside would hold the timing off until its end
+        waits.append(1)
+        assert len(waits) < 60, "the training did not step aside for the timing"
+
+    with cores.timing(while_waiting=no_deadlock):
+        _note(path, "timing-start")
+        steps_before = path.read_text().split().count("step")
+        for _ in range(3):
+            os.sched_yield()
+        _note(path, "timing-end")
+    while path.read_text().split().count("step") <= steps_before + 5:  # it carries on by itself
+        os.sched_yield()
+    release.set()
+    trainer.join(30)
+    events = path.read_text().split()
+    start, end = events.index("timing-start"), events.index("timing-end")
+    assert end == start + 1 and steps_before > 0  # nothing stepped while the timing ran
+    assert events[-1] == "train-end" and "step" in events[end:]  # the same training went on after it

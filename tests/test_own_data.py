@@ -48,6 +48,8 @@ def test_rgb_folder_through_search_and_export(nas_cli, tmp_path):
     assert search.returncode == 0, search.stderr
     settings = optuna.load_study(study_name="own", storage=storage).user_attrs["nas"]
     assert settings["data"]["inputs"]["classes"] == ["blue", "green", "red"]
+    front = nas_cli("front", "--study", "own", "--storage", storage)
+    assert "on shapes (3 classes: blue, green, red; 3x16x16)" in " ".join(front.stderr.split()), front.stderr
     out = nas_cli("export", "--study", "own", "--storage", storage, "--epochs", "30", "--out", str(tmp_path / "e"))
     assert out.returncode == 0, out.stderr
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
