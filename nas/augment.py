@@ -27,7 +27,8 @@ def crop_with_offsets(x: torch.Tensor, pad: int, dy: torch.Tensor, dx: torch.Ten
     """
     _, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    return gather(padded, dy[:, None] + torch.arange(h, device=x.device), dx[:, None] + torch.arange(w, device=x.device))
+    rows, cols = dy[:, None] + torch.arange(h, device=x.device), dx[:, None] + torch.arange(w, device=x.device)
+    return gather(padded, rows, cols)
 
 
 def random_resized_crop(x: torch.Tensor, min_area: float, generator: torch.Generator | None = None) -> torch.Tensor:
