@@ -6,7 +6,8 @@ channels_last. This times a training step (forward + backward) in the trainer's 
 baseline) and in NCHW, in the precisions this CPU computes natively, with one thread (a search
 worker) and with all cores (an export):
 - one depthwise 3x3 convolution and one dense 3x3 convolution (64 channels, 14x14, batch 128);
-- a whole inverted-residual network and a dense one (the search's own picks), batch 256, 28x28.
+- a whole inverted-residual network (a search's pick) and a dense one (`full-res-resnet`), batch 256,
+  28x28.
 
     python benchmarks/depthwise_layout.py          # on an otherwise idle machine
 """
@@ -19,18 +20,14 @@ import time
 
 import torch
 
-from nas import models, train
+from nas import models, spaces, train
 
 INVERTED = {"family": "resnet_like", "stem": {"width": 32, "kernel": 3}, "activation": "silu", "dropout": 0.0,
             "stages": [{"block": "basic", "depth": 1, "width": 24, "kernel": 3, "se": True, "downsample": True},
                        {"block": "plain", "depth": 1, "width": 64, "kernel": 3, "se": True, "downsample": True},
                        {"block": "inverted", "depth": 3, "width": 64, "kernel": 3, "se": False, "expansion": 2,
                         "downsample": True}]}  # p26-s31's pick
-DENSE = {"family": "resnet_like", "stem": {"width": 16, "kernel": 3}, "activation": "silu", "dropout": 0.0,
-         "stages": [{"block": "basic", "depth": 1, "width": 16, "kernel": 3, "se": False, "downsample": False},
-                    {"block": "basic", "depth": 2, "width": 32, "kernel": 3, "se": False, "downsample": True},
-                    {"block": "basic", "depth": 2, "width": 64, "kernel": 3, "se": False, "downsample": True},
-                    {"block": "basic", "depth": 2, "width": 128, "kernel": 3, "se": False, "downsample": True}]}
+DENSE = spaces.load("resnet_like").presets["full-res-resnet"]["arch"]
 
 
 def step_ms(module: torch.nn.Module, x: torch.Tensor, precision: str, repeats: int) -> float:
