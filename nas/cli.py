@@ -8,13 +8,15 @@ import contextlib
 import csv
 import dataclasses
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from nas.config import PICKS, SAMPLERS, DataConfig, ExportConfig, SearchConfig, parse_budgets
+from nas.config import (EXPORT_MINUTES, PICKS, SAMPLERS, DataConfig, ExportConfig, SearchConfig, parse_budgets,
+                        parse_epochs)
 from nas.errors import NasError, UsageError
 
 err = Console(stderr=True)  # humans read stderr
@@ -257,7 +259,9 @@ def data_summary(settings: dict) -> str:
 
 
 def print_front(study, fmt: str) -> None:
-    from nas.report import front_table
+    """The front (stdout for json and csv, stderr as a table), then where the study's time went (stderr)."""
+    from nas.pruning import rungs_of
+    from nas.report import front_table, time_spent, time_table
 
     rows, title = front_so_far(study)
     if fmt == "json":
@@ -271,6 +275,7 @@ def print_front(study, fmt: str) -> None:
         writer.writerows(rows)
     else:
         err.print(front_table(rows, title))
+    err.print(time_table(*time_spent(rungs_of(study))))
 
 
 def cmd_search(args) -> int:
@@ -287,10 +292,11 @@ def cmd_search(args) -> int:
     config = SearchConfig(
         space=args.space, study=study_name, storage=args.storage or search.default_storage(study_name),
         trials=trials, objectives=search.parse_objectives(args.objectives), **limits, epochs=args.epochs,
-        subset=args.subset, budgets=parse_budgets(args.budgets), sampler=args.sampler, seed=args.seed,
+        subset=args.subset, prune_epochs=parse_epochs(args.prune_at, "--prune-at"), rungs=args.rungs,
+        budgets=parse_budgets(args.budgets) if args.budgets else None, sampler=args.sampler, seed=args.seed,
         with_presets=args.with_presets, minutes=args.minutes, device=args.device,
         data=dataclasses.replace(data_config(args), subset=DataConfig.subset))
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     import torch
 
@@ -303,10 +309,11 @@ def cmd_search(args) -> int:
               + "".join(f", rung {k}: {b}" for k, b in enumerate(config.budgets, start=1))
               + f" (the top 1/{config.eta:g} of each rung goes on); limits {config.limits() or 'none'}",
               highlight=False)
+    clock = expected_duration(runner, config, devices, already)
     if len(devices) == 1:  # several workers: run_workers passes the stop on to each
         signal.signal(signal.SIGINT, runner.request_stop)
         signal.signal(signal.SIGTERM, runner.request_stop)
-    with SearchDisplay(err, config.trials, already, lambda: front_so_far(runner.study)) as display:
+    with SearchDisplay(err, config.trials, already, lambda: front_so_far(runner.study), clock) as display:
         runner.events = display
         try:
             final = runner.run() if len(devices) == 1 else search.run_workers(config, devices, display)
@@ -322,6 +329,31 @@ def cmd_search(args) -> int:
               + (f"; {extra} over --trials: workers that started together at the end" if extra > 0 else ""))
     print_front(runner.study, args.format)
     return 0
+
+
+def expected_duration(runner, config: SearchConfig, devices: list[str], already: int):
+    """Print how long the search should take, from a few timed training steps of the space on this machine;
+    returns the plan.Progress the live display counts down with (None without an estimate: on a GPU)."""
+    from nas import plan
+    from nas.report import fmt_duration
+
+    if any(d != "cpu" for d in devices):
+        return None
+    threads = max(1, (os.cpu_count() or 1) // len(devices))
+    speed = plan.calibrate(runner.space, runner.inputs, threads, seed=config.seed)
+    first = runner.splits(config.subset)
+    estimate = plan.estimate(config, speed, round(len(first.train) / config.subset), len(first.val), len(devices))
+    left = max(0, (config.trials or 0) - already)
+    if config.trials is not None:
+        wall = estimate.wall_seconds(left)
+        parts = ", ".join(f"{name} {fmt_duration(left * estimate.per_trial(name) / len(devices))}"
+                          for name in estimate.share)
+        sooner = config.minutes and config.minutes * 60 < wall
+        bound = f"; --minutes {config.minutes:g} stops it sooner" if sooner else ""
+        err.print(f"expected duration: about {fmt_duration(wall)} for {left} more trials on {len(devices)} "
+                  f"worker(s) ({parts}; {speed:.0f} training images/s per worker, timed on this machine){bound}",
+                  highlight=False)
+    return plan.Progress(estimate, left if config.trials is not None else None, config.minutes)
 
 
 def cmd_front(args) -> int:
@@ -383,12 +415,13 @@ def cmd_export(args) -> int:
 
     if args.epochs is not None and args.minutes is not None:
         raise UsageError("--epochs and --minutes both set the length of the training; give one of them")
+    minutes = EXPORT_MINUTES if args.epochs is None and args.minutes is None else args.minutes
     config = ExportConfig(study=args.study, storage=study_args(args)[1], trial=args.trial, pick=args.pick,
                           epochs=ExportConfig.epochs if args.epochs is None else args.epochs,
-                          minutes=args.minutes, subset=args.subset, seed=args.seed, augment=args.augment,
+                          minutes=minutes, subset=args.subset, seed=args.seed, augment=args.augment,
                           compile=args.compile, device=args.device, data_dir=args.data_dir, out=args.out,
                           force=args.force)
-    bar, on_epoch, on_step = epoch_bar(None if args.minutes else config.epochs)
+    bar, on_epoch, on_step = epoch_bar(None if config.minutes else config.epochs)
     with bar:
         folder, m = export.export(config, on_epoch, on_step, say=lambda text: err.print(text, highlight=False))
     lat = m["latency"]
@@ -555,15 +588,20 @@ def parser() -> Parser:
     p.add_argument("--max-latency", help="hard limit on batch-1 latency, e.g. 1ms")
     p.add_argument("--epochs", type=int, default=S.epochs, help="rung 0 (every trial): epochs")
     p.add_argument("--subset", type=float, default=S.subset, help="rung 0 (every trial): fraction of the training split")
-    p.add_argument("--budgets", default=",".join(f"{b.epochs}x{b.subset:g}" for b in S.budgets),
-                   help="the promotion rungs above rung 0, EPOCHSxFRACTION each (default %(default)s); none: no "
-                        "promotions")
+    p.add_argument("--prune-at", default="", help="rung-0 epochs at which a trial outside the top 1/3 of those "
+                                                "that reached it stops, e.g. 2,3 (default: none)")
+    p.add_argument("--rungs", type=int, default=S.rungs,
+                   help=f"promotion rungs above rung 0, each training {S.eta:g} times the images of the one below "
+                        f"(default %(default)s; 0: no promotions)")
+    p.add_argument("--budgets", help="the promotion rungs spelt out instead, EPOCHSxFRACTION each, e.g. 6x0.4,9x0.8; "
+                                     "none: no promotions")
     p.add_argument("--sampler", choices=SAMPLERS, default=S.sampler)
     p.add_argument("--seed", type=int, default=S.seed)
     p.add_argument("--with-presets", action="store_true",
                    help="train the space's presets (those inside the limits) first as reference trials")
     p.add_argument("--minutes", type=float, help="the search's time budget: no trial or promotion starts after it")
-    p.add_argument("--jobs", type=int, default=1, help="local worker processes sharing the study and the cores")
+    p.add_argument("--jobs", type=int, help="local worker processes sharing the study and the cores (default: one "
+                                            "per core on a CPU, 1.66x one worker's throughput on 2 cores)")
     p.add_argument("--device", default=S.device, help="cpu, cuda, cuda:N or cuda:0,cuda:1 (one worker per GPU); "
                                                    "default: every visible GPU, else the CPU")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="how to print the front")
@@ -587,9 +625,9 @@ def parser() -> Parser:
     p.add_argument("--trial", type=int, help="trial number (default: chosen by --pick)")
     p.add_argument("--pick", choices=PICKS, default=ExportConfig.pick,
                    help="best: most accurate trial on the front; knee: the front's balanced point (see README)")
-    p.add_argument("--epochs", type=int, help=f"final training epochs (default {ExportConfig.epochs})")
-    p.add_argument("--minutes", type=float, help="train for this many minutes instead of a number of epochs: the "
-                                                 "learning rate follows the clock, so the run ends annealed")
+    p.add_argument("--epochs", type=int, help="final training epochs instead of --minutes")
+    p.add_argument("--minutes", type=float, help=f"train for this many minutes (default {EXPORT_MINUTES:g}): the "
+                                                 f"learning rate follows the clock, so the run ends annealed")
     p.add_argument("--subset", type=float, default=ExportConfig.subset, help="fraction of train + validation to train on")
     p.add_argument("--seed", type=int, help="training seed (default: the trial's)")
     p.add_argument("--augment", default=ExportConfig.augment,

@@ -135,10 +135,24 @@ class Budget:
         return f"{self.epochs} epochs on {self.subset:.0%}"
 
 
-# Each rung trains eta = 3 times the images of the one below (rung 0: 4 epochs on 20% = 0.8 passes), so every
-# rung costs about as much as rung 0 in all; the top rung is 22 epochs on all 50,000 images, ~3/4 of an export's
-# 30 epochs on 60,000. See benchmarks/README.md ("promotions") for what was measured.
-DEFAULT_BUDGETS = (Budget(6, 0.4), Budget(9, 0.8), Budget(22, 1.0))
+def relative_budgets(first: Budget, eta: float, rungs: int) -> tuple[Budget, ...]:
+    """Hyperband's ladder: rung k trains eta^k times rung 0's images, on more of the training split first
+    (its whole split from the rung where eta^k * first.subset reaches 1), then for more epochs. Every rung
+    then costs about as much as rung 0 in all, since it trains 1/eta^k of the trials."""
+    budgets = []
+    for k in range(1, rungs + 1):
+        images = first.images * eta ** k
+        subset = min(1.0, round(first.subset * eta ** k, 3))
+        budgets.append(Budget(max(1, round(images / subset)), subset))
+    return tuple(budgets)
+
+
+def parse_epochs(text: str, flag: str) -> tuple[int, ...]:
+    """'2,3' -> (2, 3); '' -> ()."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise UsageError(f"{flag} {text!r}: write epochs as whole numbers separated by commas, e.g. 2,3")
+    return tuple(sorted(set(map(int, parts))))
 
 
 def parse_budgets(text: str) -> tuple[Budget, ...]:
@@ -171,11 +185,17 @@ class SearchConfig:
     max_params: float | None = 10e6  # the seed's limit; None = no limit
     max_macs: float | None = None  # multiply-adds per image
     max_latency_ms: float | None = None  # batch-1 latency, milliseconds
-    epochs: int = 4  # rung 0, where every trial starts: epochs (the one-cycle schedule is fitted to them)
-    subset: float = 0.2  # rung 0: fraction of the training split each trial trains on
-    prune_epochs: tuple[int, ...] = (1, 2)  # epochs of rung 0 at which a trial may be stopped early
-    budgets: tuple[Budget, ...] = DEFAULT_BUDGETS  # rungs 1, 2, ...: the budgets promoted trials train at
-    eta: float = 3.0  # keep (and promote) the top 1/eta of each rung
+    # rung 0, where every trial starts: 1 epoch (a one-cycle schedule of its own) on 15% of the training split,
+    # 7,500 images; promoted: 1 epoch on 45%, then 1 on all. 100 trials then fit an hour on 2 cores
+    # (benchmarks/README.md, "the main job")
+    epochs: int = 1
+    subset: float = 0.15
+    # epochs of rung 0 at which a trial may be stopped early; none by default: mid-schedule, at the one-cycle's
+    # peak lr, a score ranks batch size and lr more than the network (benchmarks/README.md, "pruning epochs")
+    prune_epochs: tuple[int, ...] = ()
+    eta: float = 3.0  # keep (and promote) the top 1/eta of each rung and pruning epoch
+    rungs: int = 2  # promotion rungs above rung 0, each training eta times the images of the one below
+    budgets: tuple[Budget, ...] | None = None  # rungs 1, 2, ... spelt out; None: relative_budgets(rung 0, eta, rungs)
     n_min: int = 5  # trials that must reach a pruning epoch before it prunes
     sampler: str = "tpe"  # one of SAMPLERS
     seed: int = 0  # seeds the sampler and every trial's recipe
@@ -199,7 +219,14 @@ class SearchConfig:
             raise UsageError(f"--minutes {self.minutes:g}: must be > 0")
         if self.eta < 2:
             raise UsageError(f"eta {self.eta:g}: must be >= 2 (the top 1/eta of a rung goes on)")
+        if any(not 1 <= e < self.epochs for e in self.prune_epochs):
+            raise UsageError(f"--prune-at {','.join(map(str, self.prune_epochs))}: pruning epochs must lie in "
+                             f"1..{self.epochs - 1}, before rung 0's last epoch (--epochs {self.epochs})")
+        if self.rungs < 0:
+            raise UsageError(f"--rungs {self.rungs}: must be >= 0 (0: no promotions)")
         first = Budget(self.epochs, self.subset)
+        if self.budgets is None:
+            object.__setattr__(self, "budgets", relative_budgets(first, self.eta, self.rungs))
         for lower, higher in zip((first, *self.budgets), self.budgets):
             if higher.images <= lower.images:
                 raise UsageError(f"--budgets: {higher} trains no more than the rung below it ({lower}); "
@@ -223,6 +250,7 @@ class SearchConfig:
 
 
 PICKS = ("best", "knee")
+EXPORT_MINUTES = 25.0  # `nas export` without --epochs or --minutes: training time, so that an export takes < 30 min
 
 
 @dataclass(frozen=True)
@@ -233,8 +261,8 @@ class ExportConfig:
     storage: str
     trial: int | None = None  # None: chosen by `pick`
     pick: str = "best"  # "best": most accurate on the front; "knee": see knee()
-    epochs: int = 30  # final training; the search trained each trial for far fewer
-    minutes: float | None = None  # train for this long instead of `epochs` (train.ByClock)
+    epochs: int = 30  # final training when `minutes` is None; the search trained each trial for far fewer
+    minutes: float | None = None  # train for this long instead of `epochs` (train.ByClock); `nas export`'s default
     subset: float = 1.0  # fraction of train + validation to train on (tests use a sliver)
     seed: int | None = None  # None: the trial's recipe seed
     augment: str = "final"  # see final_augment: "final", "search" (the trial's), or e.g. "crop=2,cutout=8" over it

@@ -129,18 +129,28 @@ def latency(model: nn.Module, input_shape=None, backend: str = "onnxruntime", th
 
     Never call this while a model trains on the same cores: the figure would be meaningless.
     """
+    with latency_timer(model, input_shape, backend, threads, device, runs, warmup, batch) as time_it:
+        return time_it()
+
+
+@contextlib.contextmanager
+def latency_timer(model: nn.Module, input_shape=None, backend: str = "onnxruntime", threads: int = 1,
+                  device: str = "cpu", runs: int = 200, warmup: int = 30, batch: int = 1):
+    """Yields latency()'s timing as a function of no arguments, with the model already exported to ONNX:
+    the export takes seconds that need not keep other work off the cores, the timing alone does."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown latency backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     input_shape = shape_of(model, input_shape)
     model = model.eval().float()
     if backend == "torch":
-        return torch_latency(model.to(device), input_shape, threads, device, runs, warmup, batch)
+        yield lambda: torch_latency(model.to(device), input_shape, threads, device, runs, warmup, batch)
+        return
     if device != "cpu":
         raise UsageError("the onnxruntime latency backend runs on the CPU; use --latency-backend torch for a GPU")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.onnx")
         export_onnx(model, path, input_shape)
-        return onnx_latency(path, input_shape, threads, runs, warmup, batch)
+        yield lambda: onnx_latency(path, input_shape, threads, runs, warmup, batch)
 
 
 def throughput(model: nn.Module, input_shape=None, batch: int = 256, **kwargs) -> float:

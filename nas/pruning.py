@@ -98,10 +98,11 @@ class Promotion:
 class Ladder:
     """The rungs of one search: study 0 (where trials are drawn) and one study per promotion budget.
 
-    A trial of rung k is promoted once it ranks in the top floor(n_k / eta) of the n_k trials trained at
-    rung k (pruned ones count, ranked last), and only once: a root appears at most once per rung, the
-    lowest-numbered claim wins when two workers promote together, and a promotion that crashed is queued
-    again by the search's requeue()."""
+    A trial of rung k is promoted once it ranks in the top floor(n_k / eta) of the n_k trials that completed
+    rung k (those pruned inside rung 0 were judged at their pruning epoch already: every level of the
+    ladder, pruning epoch or rung, keeps 1/eta of those that reached it), and only once: a root appears at
+    most once per rung, the lowest-numbered claim wins when two workers promote together, and a promotion
+    that crashed is queued again by the search's requeue()."""
 
     def __init__(self, study, budgets, eta: float):
         import optuna
@@ -161,10 +162,10 @@ class Ladder:
         from optuna.trial import TrialState
 
         below = self.studies[k - 1]
-        trials = below.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        trained = [t for t in trials if t.user_attrs.get("kind") in ("trained", "reference")]
-        done = [t for t in trained if t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())]
-        kept = int(len(trained) // self.eta)
+        trials = below.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        done = [t for t in trials if t.user_attrs.get("kind") in ("trained", "reference")
+                and all(v <= 0 for v in t.constraints.values())]
+        kept = int(len(done) // self.eta)
         top = [done[i] for i in ranked([tuple(t.values) for t in done])[:kept]] if kept and done else []
         seen = {t.user_attrs.get("root") for t in self.studies[k].get_trials(deepcopy=False)}
         roots = [t.user_attrs.get("root", t.number) for t in top]

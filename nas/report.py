@@ -16,6 +16,14 @@ def fmt_count(n: float) -> str:
     return f"{n:g}"
 
 
+def fmt_duration(seconds: float) -> str:
+    """42 -> '42 s'; 1500 -> '25 min'; 5400 -> '1 h 30 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
 def data_table(stats: dict, max_rows: int = 30) -> Table:
     """Images per class and split; past `max_rows` classes, the smallest and largest few and the median
     (`--format json` has them all)."""
@@ -240,12 +248,50 @@ def plot_study(study, objectives, folder: Path, highlight: int | None = None,
     return [front_png, hv_png]
 
 
+SPENT = ("measure", "wait", "latency", "train", "score")  # a trial's "seconds", in the order a trial spends them
+
+
+def time_spent(studies) -> tuple[list[dict], float]:
+    """Where a search's time went: per rung (studies: rungs_of(study)), the trials that ended, how many of
+    them failed, and their seconds measuring (counting, ONNX export), waiting for the cores to time
+    latency, timing it, training and scoring. Also the span from the first trial's start to the last one's
+    end, in seconds (pauses between runs of a resumed study included)."""
+    from optuna.trial import TrialState
+
+    rows, starts, ends = [], [], []
+    for rung, study in enumerate(studies):
+        row = {"rung": rung, "trials": 0, "failed": 0, **dict.fromkeys(SPENT, 0.0)}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+            row["trials"] += 1
+            row["failed"] += t.state == TrialState.FAIL
+            for part, seconds in (t.user_attrs.get("seconds") or {}).items():
+                row[part] = row.get(part, 0.0) + seconds
+            starts += [t.datetime_start] if t.datetime_start else []
+            ends += [t.datetime_complete] if t.datetime_complete else []
+        if row["trials"]:
+            rows.append(row)
+    span = (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+    return rows, span
+
+
+def time_table(rows: list[dict], span: float) -> Table:
+    table = Table(title=f"where the time went, in seconds: {fmt_duration(span)} from the first trial's start "
+                        f"to the last one's end")
+    for name in ("rung", "trials", "failed", *SPENT, "share"):
+        table.add_column(name, justify="right")
+    total = sum(r[p] for r in rows for p in SPENT) or 1.0
+    for r in rows:
+        table.add_row(str(r["rung"]), str(r["trials"]), str(r["failed"]), *(f"{r[p]:.0f}" for p in SPENT),
+                      f"{sum(r[p] for p in SPENT) / total:.0%}")
+    return table
+
+
 class SearchDisplay:
     """The live view of a search on stderr: trial counts, the current trial's epoch bar, one line per trial."""
 
     FRONT_EVERY = 10  # trained trials between two prints of the best front so far
 
-    def __init__(self, console, trials: int | None, already: int, front_source=None):
+    def __init__(self, console, trials: int | None, already: int, front_source=None, clock=None):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -256,12 +302,14 @@ class SearchDisplay:
 
         self.console = console
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
-        self.trials = self.progress.add_task("trained trials", total=trials, completed=already, info="")
-        self.epoch = self.progress.add_task("current trial", total=1, info="", visible=False)
+                                 TimeElapsedColumn(), TextColumn("{task.fields[left]}"), TextColumn("{task.fields[info]}"),
+                                 console=console)
+        self.trials = self.progress.add_task("trained trials", total=trials, completed=already, info="", left="")
+        self.epoch = self.progress.add_task("current trial", total=1, info="", left="", visible=False)
         self.tally = {"completed": 0, "pruned": 0, "infeasible": 0, "reused": 0, "failed": 0, "reference": 0,
                       "promoted": 0}
         self.front_source = front_source  # () -> (rows, title) of the front as it stands
+        self.clock = clock  # a plan.Progress: the time left, or None when there is no estimate
 
     def __enter__(self):
         self.progress.__enter__()
@@ -275,6 +323,10 @@ class SearchDisplay:
 
     def __call__(self, event: str, **info):
         p = self.progress
+        if event == "end" and self.clock:
+            self.clock.finished(info.get("rung") or 0, info["kind"] in ("trained", "pruned", "reference"))
+        if self.clock and (left := self.clock.seconds_left()) is not None:
+            p.update(self.trials, left=f"~{fmt_duration(left)} left")
         if event in ("start", "step") and "worker" in info:
             return  # several workers: one line per finished trial is all that stays readable
         rung = f" rung {info['rung']}" if info.get("rung") else ""

@@ -166,7 +166,7 @@ def open_study(config: SearchConfig, space_file: Path, data: dict, new: bool = F
         seed += int(hashlib.sha256(this_worker().encode()).hexdigest()[:8], 16)
     directions = [OBJECTIVES[o] for o in config.objectives]
     pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config.prune_epochs[0], reduction_factor=int(config.eta))
-              if len(directions) == 1 else optuna.pruners.NopPruner())
+              if len(directions) == 1 and config.prune_epochs else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=config.study, storage=store, directions=directions, load_if_exists=True,
                                 sampler=make_sampler(config.sampler, seed), pruner=pruner)
     if "nas" not in study.user_attrs:
@@ -352,6 +352,7 @@ class Search:
         self.pruner = RungPruner(tuple(config.prune_epochs), config.eta, config.n_min)
         self.events = events or (lambda event, **info: None)
         self.stop_requested = False  # set by request_stop(); honoured at the next training step
+        self._seconds = (None, {})  # (trial, its seconds so far): see _spent()
 
     def splits(self, subset: float):
         from nas import data
@@ -540,11 +541,16 @@ class Search:
         """Params, MACs and latency onto the trial, with how far each is over its limit. Returns the costs."""
         from nas import cores, measure, models
 
+        start = time.perf_counter()
         params, (macs, uncounted) = measure.count_params(model), measure.count_macs(model)
-        with cores.timing(while_waiting=self._beater(trial)):  # never while a trial trains on these cores
-            # timed as deployed: with the flip test-time augmentation when the recipe uses it
-            latency = measure.latency(models.deployable(model, recipe.tta_flip), backend=self.config.latency_backend,
-                                      threads=self.config.latency_threads)
+        # timed as deployed: with the flip test-time augmentation when the recipe uses it
+        with measure.latency_timer(models.deployable(model, recipe.tta_flip), backend=self.config.latency_backend,
+                                   threads=self.config.latency_threads) as time_it:
+            counted = time.perf_counter()
+            with cores.timing(while_waiting=self._beater(trial)):  # never while a trial trains on these cores
+                waited = time.perf_counter()
+                latency = time_it()
+        self._spent(trial, measure=counted - start, wait=waited - counted, latency=time.perf_counter() - waited)
         for name, value in (("params", params), ("macs", macs), ("uncounted_ops", uncounted), ("latency", latency)):
             trial.set_user_attr(name, value)
         costs = {"params": params, "macs": macs, "latency_ms": latency["median_ms"]}
@@ -569,6 +575,13 @@ class Search:
             return not self.pruner.keeps((accuracy, *cost_values), peers)
 
         return judge
+
+    def _spent(self, trial, **seconds) -> None:
+        """Add to the trial's account of where its time went: measure, wait (for the cores, to time latency),
+        latency, train, score (nas front's "where the time went")."""
+        same, before = self._seconds
+        self._seconds = (trial, {**(before if same is trial else {}), **seconds})
+        trial.set_user_attr("seconds", {k: round(v, 2) for k, v in self._seconds[1].items()})
 
     # -- training, shared by both kinds of trial
     def _beater(self, trial):
@@ -604,6 +617,7 @@ class Search:
         with cores.training():
             _, result = train.train(model, splits, recipe, self.device, on_epoch=on_epoch, on_step=on_step,
                                     eval_epochs=eval_epochs)
+        self._spent(trial, train=result.seconds, score=result.score_seconds)
         trial.set_user_attr("train_seconds", round(result.seconds, 2))
         trial.set_user_attr("train_images_per_second", round(result.images_per_second, 1))
         trial.set_user_attr("precision", result.precision)
@@ -660,9 +674,10 @@ def stored_costs(t) -> dict:
 
 # ---------------------------------------------------------------- several local workers
 
-def worker_devices(spec: str, jobs: int, gpus: int) -> list[str]:
+def worker_devices(spec: str, jobs: int | None, gpus: int) -> list[str]:
     """One device per worker. `--device cuda:0,cuda:1` (or `cuda`, or `auto` with GPUs visible): one worker
-    per GPU, one trial per accelerator; `cpu` or `cuda:N`: `--jobs` workers sharing it."""
+    per GPU, one trial per accelerator; `cpu` or `cuda:N`: `--jobs` workers sharing it (None: one per core
+    on the CPU, measured the faster on 2 cores in benchmarks/workers_vs_threads.py; one on a GPU)."""
     spec = (spec or "auto").strip()
     if spec == "auto":
         spec = "cuda" if gpus else "cpu"
@@ -673,8 +688,9 @@ def worker_devices(spec: str, jobs: int, gpus: int) -> list[str]:
     else:
         names = [d.strip() for d in spec.split(",") if d.strip()]
     if len(names) == 1:
-        return names * jobs
-    if jobs not in (1, len(names)):
+        per_core = os.cpu_count() or 1
+        return names * (jobs or (per_core if names[0] == "cpu" else 1))
+    if jobs not in (None, 1, len(names)):
         raise UsageError(f"--device {spec} names {len(names)} devices but --jobs is {jobs}; drop --jobs "
                          f"(one worker per device)")
     if len(set(names)) != len(names):

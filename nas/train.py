@@ -14,14 +14,13 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
-from nas import augment, cores, models
+from nas import augment, cores, machine, models
 from nas.config import Recipe
 from nas.data import Split, Splits
 from nas.errors import UsageError
@@ -34,6 +33,7 @@ class TrainResult:
     status: str  # "completed", "stopped" (on_epoch asked to stop) or "diverged" (NaN/inf loss)
     history: list[dict] = field(default_factory=list)  # one dict per epoch, see train()
     seconds: float = 0.0  # training time, evaluation excluded
+    score_seconds: float = 0.0  # time spent scoring the validation split
     precision: str = "fp32"
     reason: str = ""
     batch: int = 0  # images per optimiser step
@@ -167,13 +167,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
         raise UsageError(f"--device {spec!r} is not a device; use cpu, cuda or cuda:N") from None
 
 
-@lru_cache(maxsize=None)
 def cpu_has_native_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & machine.cpu_flags())
 
 
 def pick_precision(device: torch.device, precision: str = "auto") -> str:
@@ -369,8 +364,11 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
         scored = ema.model if ema else model
         last = length.finished(schedule.last_epoch, result.seconds, steps)
         scoring = data.val is not None and (eval_epochs is None or epoch in eval_epochs or last)
+        scoring_started = time.perf_counter()
+        val_acc = accuracy(scored, data.val, recipe.tta_flip, precision) if scoring else None
+        result.score_seconds += time.perf_counter() - scoring_started
         metrics = {"epoch": epoch, "train_loss": loss_sum.item() / done, "train_acc": correct.item() / (done * batch),
-                   "val_acc": accuracy(scored, data.val, recipe.tta_flip, precision) if scoring else None,
+                   "val_acc": val_acc,
                    "seconds": seconds, "lr": optimizer.param_groups[0]["lr"], "steps": done, "side": side}
         result.history.append(metrics)
         if checkpoint:

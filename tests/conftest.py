@@ -73,6 +73,6 @@ def tiny_study(tmp_path_factory):
     storage = f"sqlite:///{folder}/t.db"
     out = subprocess.run([sys.executable, "-m", "nas", "search", "--space", TINY_SPACE, "--study", "t", "--storage",
                           storage, "--trials", "2", "--epochs", "1", "--subset", "0.01", "--val-size", "500", "--budgets", "none",
-                          "--max-params", "1.2k", "--seed", "1"], capture_output=True, text=True)
+                          "--max-params", "1.2k", "--seed", "1", "--jobs", "1"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return folder, storage, "t"

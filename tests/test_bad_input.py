@@ -9,7 +9,7 @@ import yaml
 from conftest import TINY_SPACE, fake_dataset
 
 # the tiny_study fixture's own settings: with these, `nas search` would simply continue the study
-SAME = ["--epochs", "1", "--subset", "0.01", "--val-size", "500", "--max-params", "1.2k", "--budgets", "none"]
+SAME = ["--epochs", "1", "--subset", "0.01", "--val-size", "500", "--max-params", "1.2k", "--budgets", "none", "--jobs", "1"]
 
 
 def space_file(tmp, change):

@@ -44,7 +44,7 @@ def test_rgb_folder_through_search_and_export(nas_cli, tmp_path):
     assert sum(s["images"] for s in stats["splits"].values()) == 90
     storage = f"sqlite:///{tmp_path}/s.db"
     search = nas_cli("search", "--space", TINY_SPACE, "--data", str(folder), "--study", "own", "--storage", storage,
-                     "--trials", "2", "--epochs", "2", "--budgets", "none", "--format", "json")
+                     "--trials", "2", "--epochs", "2", "--budgets", "none", "--jobs", "1", "--format", "json")
     assert search.returncode == 0, search.stderr
     settings = optuna.load_study(study_name="own", storage=storage).user_attrs["nas"]
     assert settings["data"]["inputs"]["classes"] == ["blue", "green", "red"]
@@ -80,7 +80,7 @@ def test_other_data_is_refused_on_a_studys_rerun(nas_cli, tmp_path):
     folder = colour_folder(tmp_path)
     storage = f"sqlite:///{tmp_path}/s.db"
     common = ["search", "--space", TINY_SPACE, "--study", "own", "--storage", storage, "--trials", "1",
-              "--epochs", "1", "--budgets", "none"]
+              "--epochs", "1", "--budgets", "none", "--jobs", "1"]
     assert nas_cli(*common, "--data", str(folder)).returncode == 0
     other = nas_cli(*common, "--data", str(folder), "--image-size", "12")
     assert other.returncode == 2 and "created with other settings" in other.stderr

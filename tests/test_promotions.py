@@ -24,14 +24,14 @@ def rung0(tmp_path, results):
     return study
 
 
-def test_the_top_third_by_rank_is_promoted_each_once_and_pruned_trials_count(tmp_path):
-    # 9 trained (3 pruned) with eta 3: three go on; by rank then accuracy: 0 (rank 0, most accurate),
-    # 2 (rank 0, cheapest), then 1 (rank 1, ahead of 3 on accuracy)
+def test_the_top_third_of_completed_trials_is_promoted_each_once(tmp_path):
+    # 6 completed and 3 pruned with eta 3: the pruned ones were judged at their pruning epoch, so two of the
+    # six go on: by rank then accuracy, 0 (rank 0, most accurate), then 2 (rank 0, cheapest)
     study = rung0(tmp_path, [(0.9, 50), (0.8, 60), (0.7, 10), (0.6, 70), (0.5, 80), (0.4, 90), None, None, None])
     ladder = Ladder(study, BUDGETS, eta=3)
-    claims = [ladder.claim() for _ in range(4)]
-    assert [c.root.number for c in claims[:3]] == [0, 2, 1] and claims[3] is None
-    assert all(c.rung == 1 and c.trial.params == {"x": c.root.number} for c in claims[:3])
+    claims = [ladder.claim() for _ in range(3)]
+    assert [c.root.number for c in claims[:2]] == [0, 2] and claims[2] is None
+    assert all(c.rung == 1 and c.trial.params == {"x": c.root.number} for c in claims[:2])
     assert [s.study_name for s in rungs_of(study)] == ["p", "p/rung-1", "p/rung-2"]
 
 

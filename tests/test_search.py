@@ -12,7 +12,7 @@ from nas.config import SearchConfig
 from nas.errors import UsageError
 
 TINY = str(Path(__file__).parent / "spaces" / "tiny.yaml")
-FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500", "--budgets", "3x0.02"]
+FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500", "--budgets", "3x0.02", "--jobs", "1"]
 
 
 def run_search(nas_cli, tmp_path, *extra, trials=4):
@@ -44,7 +44,10 @@ def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
                  "train_seconds"):
         assert attr in trial.user_attrs, attr
     assert set(trial.user_attrs["latency"]) >= {"median_ms", "iqr_ms", "backend", "threads", "device"}
-    assert len(trial.user_attrs["curve"]) == 2
+    assert trial.user_attrs["curve"] == [[2, round(trial.values[0], 5)]]  # no pruning epoch: scored once, at the end
+    spent = trial.user_attrs["seconds"]  # where its time went, summed per rung by `nas front`
+    assert set(spent) == {"measure", "wait", "latency", "train", "score"} and spent["train"] > spent["score"] > 0
+    assert "where the time went" in front.stderr and "expected duration: about" in out.stderr
     csv = nas_cli("front", "--study", "t", "--storage", storage, "--format", "csv")
     assert csv.stdout.splitlines()[0].startswith("trial,rung,val_acc,val_acc_se")
     plot = nas_cli("plot", "--study", "t", "--storage", storage, "--out", str(tmp_path / "pics"))
@@ -154,25 +157,26 @@ def test_rung_pruning_in_a_real_search(tmp_path, small):
     assert not {t.number for t in pruned} & {t.number for t in search.front(study)}
 
 
-class AlwaysPrune(optuna.pruners.BasePruner):
+class PruneFrom(optuna.pruners.BasePruner):
+    def __init__(self, step: int):
+        self.step = step
+
     def prune(self, study, trial):
-        return True
+        return trial.last_step >= self.step
 
 
 def test_single_objective_prunes_before_the_last_epoch_never_at_it(tmp_path, small):
     """Optuna's pruners would stop a trial at its final epoch too, losing a finished result."""
     config = SearchConfig(space=TINY, study="s", storage=f"sqlite:///{tmp_path}/s.db", trials=3, epochs=2,
-                                 prune_epochs=(1, 2), budgets=(), objectives=("accuracy",))
-    runner = search.Search(config)
-    runner.splits = lambda subset: small
-    runner.study.pruner = AlwaysPrune()
-    runner.run()
-    assert [t.user_attrs["pruned_at_epoch"] for t in runner.study.trials if t.state == TrialState.PRUNED] == [1] * 3
-    last_only = search.Search(dataclasses.replace(config, study="last", epochs=1, prune_epochs=(1,)))
-    last_only.splits = lambda subset: small
-    last_only.study.pruner = AlwaysPrune()
-    last_only.run()  # scored only at the last epoch: nothing may be pruned
-    assert [t.state for t in last_only.study.trials] == [TrialState.COMPLETE] * 3
+                          prune_epochs=(1,), budgets=(), objectives=("accuracy",))
+    for study, step, states in (("early", 1, [TrialState.PRUNED] * 3), ("last", 2, [TrialState.COMPLETE] * 3)):
+        runner = search.Search(dataclasses.replace(config, study=study))
+        runner.splits = lambda subset: small
+        runner.study.pruner = PruneFrom(step)  # wants every trial stopped from this epoch on
+        runner.run()
+        assert [t.state for t in runner.study.trials] == states
+    with pytest.raises(UsageError, match="before rung 0's last epoch"):
+        dataclasses.replace(config, prune_epochs=(2,))
 
 
 def test_a_trial_taken_for_dead_by_another_worker_does_not_stop_this_one(tmp_path, small):
@@ -220,7 +224,7 @@ def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     proc = subprocess.Popen([sys.executable, "-m", "nas", "search", "--space", TINY, "--study", "t", "--storage",
                              storage, "--trials", "50", "--epochs", "50", "--subset", "0.02", "--val-size", "500",
-                             "--budgets", "none"],
+                             "--budgets", "none", "--jobs", "1"],
                             stderr=subprocess.PIPE, text=True,
                             # a shell's background job inherits SIGINT ignored; a terminal's Ctrl-C is not
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

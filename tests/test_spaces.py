@@ -75,13 +75,22 @@ def test_larger_images_get_a_strided_stem_that_keeps_their_cost_near_28x28(size,
         assert 0.2 < ratio < 1.6, ratio  # the first stage sees 16-32 pixels whatever the image size
 
 
-def test_recipe_and_augment_are_sampled():
+def test_augment_and_tta_are_sampled_and_the_optimiser_is_fixed():
     space = spaces.load("resnet_like")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    recipes = [spaces.sample_recipe(study.ask(), space) for _ in range(20)]
-    assert len({r.lr for r in recipes}) == 20
-    assert {r.augment.cutout for r in recipes} == {0, 8, 12}
-    assert {r.batch_size for r in recipes} == {128, 256, 512}
+    trials = [study.ask() for _ in range(20)]
+    recipes = [spaces.sample_recipe(t, space) for t in trials]
+    assert {r.augment.cutout for r in recipes} == {0, 8, 12} and {r.tta_flip for r in recipes} == {True, False}
+    assert {(r.lr, r.batch_size, r.weight_decay) for r in recipes} == {(0.386, 128, 0.00071)}
+    assert not any(name.startswith("recipe_") and name != "recipe_tta_flip" for t in trials for name in t.params)
+
+
+def test_a_space_may_draw_the_optimiser_too(tmp_path):
+    path = write_space(tmp_path, lambda raw: raw["recipe"].update(lr={"low": 0.05, "high": 0.4, "log": True},
+                                                                   batch_size={"choices": [128, 256, 512]}))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    recipes = [spaces.sample_recipe(study.ask(), spaces.load(str(path))) for _ in range(20)]
+    assert len({r.lr for r in recipes}) == 20 and {r.batch_size for r in recipes} == {128, 256, 512}
 
 
 def test_only_spaces_calls_suggest():

@@ -18,7 +18,7 @@ from nas.pruning import rungs_of
 from nas.config import SearchConfig
 from nas.errors import UsageError
 
-FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500", "--budgets", "3x0.02"]
+FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500", "--budgets", "3x0.02", "--jobs", "1"]  # --jobs: as given
 # `make test` starts this server (.ci/postgres); elsewhere point NAS_TEST_POSTGRES at one
 POSTGRES = os.environ.get("NAS_TEST_POSTGRES", "postgresql://nas:nas@127.0.0.1:5432/nas_test")
 
