@@ -15,8 +15,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nas.config import (EXPORT_MINUTES, PICKS, SAMPLERS, DataConfig, ExportConfig, SearchConfig, parse_budgets,
-                        parse_epochs)
+from nas.config import (EXPORT_MINUTES, PICKS, SAMPLERS, Budget, DataConfig, ExportConfig, SearchConfig,
+                        parse_budgets, parse_epochs)
 from nas.errors import NasError, UsageError
 
 err = Console(stderr=True)  # humans read stderr
@@ -292,7 +292,7 @@ def cmd_search(args) -> int:
     config = SearchConfig(
         space=args.space, study=study_name, storage=args.storage or search.default_storage(study_name),
         trials=trials, objectives=search.parse_objectives(args.objectives), **limits, epochs=args.epochs,
-        subset=args.subset, prune_epochs=parse_epochs(args.prune_at, "--prune-at"), rungs=args.rungs,
+        subset=args.subset, prune_epochs=parse_epochs(args.prune_at, "--prune-at"), rungs=args.rungs, eta=args.eta,
         budgets=parse_budgets(args.budgets) if args.budgets else None, sampler=args.sampler, seed=args.seed,
         with_presets=args.with_presets, minutes=args.minutes, device=args.device,
         data=dataclasses.replace(data_config(args), subset=DataConfig.subset))
@@ -305,7 +305,7 @@ def cmd_search(args) -> int:
     runner = search.Search(config, new=args.new)  # creates or checks the study before any worker starts
     already = search.counts(runner.study)["trained"]
     err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials or 'unlimited'} "
-              f"trained trials so far; rung 0: {config.epochs} epochs on {config.subset:.0%} of the training split"
+              f"trained trials so far; rung 0: {Budget(config.epochs, config.subset)} of the training split"
               + "".join(f", rung {k}: {b}" for k, b in enumerate(config.budgets, start=1))
               + f" (the top 1/{config.eta:g} of each rung goes on); limits {config.limits() or 'none'}",
               highlight=False)
@@ -588,11 +588,14 @@ def parser() -> Parser:
     p.add_argument("--max-latency", help="hard limit on batch-1 latency, e.g. 1ms")
     p.add_argument("--epochs", type=int, default=S.epochs, help="rung 0 (every trial): epochs")
     p.add_argument("--subset", type=float, default=S.subset, help="rung 0 (every trial): fraction of the training split")
-    p.add_argument("--prune-at", default="", help="rung-0 epochs at which a trial outside the top 1/3 of those "
+    p.add_argument("--prune-at", default="", help="rung-0 epochs at which a trial outside the top 1/eta of those "
                                                 "that reached it stops, e.g. 2,3 (default: none)")
     p.add_argument("--rungs", type=int, default=S.rungs,
-                   help=f"promotion rungs above rung 0, each training {S.eta:g} times the images of the one below "
-                        f"(default %(default)s; 0: no promotions)")
+                   help="promotion rungs above rung 0, each training --eta times the images of the one below "
+                        "(default %(default)s; 0: no promotions)")
+    p.add_argument("--eta", type=float, default=S.eta,
+                   help="each rung and pruning epoch keeps the top 1/eta of the trials that reached it "
+                        "(default %(default)g)")
     p.add_argument("--budgets", help="the promotion rungs spelt out instead, EPOCHSxFRACTION each, e.g. 6x0.4,9x0.8; "
                                      "none: no promotions")
     p.add_argument("--sampler", choices=SAMPLERS, default=S.sampler)

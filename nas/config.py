@@ -132,7 +132,7 @@ class Budget:
         return self.epochs * self.subset
 
     def __str__(self) -> str:
-        return f"{self.epochs} epochs on {self.subset:.0%}"
+        return f"{self.epochs} epoch{'s' if self.epochs != 1 else ''} on {self.subset:.0%}"
 
 
 def relative_budgets(first: Budget, eta: float, rungs: int) -> tuple[Budget, ...]:

@@ -46,7 +46,7 @@ def final_augment(searched: Augment, choice: str, may_mirror: bool) -> Augment:
     """The final training's augmentation.
 
     "final" (the default): the trial's, with random mirroring on wherever the space let the search draw
-    it. Four epochs on 10,000 images cannot show overfitting, so the search often leaves augmentation out,
+    it. A search's short trainings cannot show overfitting, so the search often leaves augmentation out,
     and a long export of such a trial memorises the training set (measured on validation, trial 25 of the
     second headline run at 40 epochs: 0.9285 as drawn, 0.9362 mirrored; README). A space that fixes
     `flip: false` (digits, text) keeps it off.

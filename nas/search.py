@@ -117,9 +117,14 @@ def _storage(url: str):
 
 
 def load_study(study: str, storage: str):
-    """An existing study, for the commands that only read (front, plot, export, dashboard)."""
+    """An existing study, for the commands that only read (front, plot, export, dashboard): they refuse a
+    SQLite file that does not exist rather than leave an empty database behind."""
     import optuna
 
+    path = Path(storage[len("sqlite:///"):]) if storage.startswith("sqlite:///") else None
+    if path is not None and not path.is_file():
+        raise UsageError(f"no study database at {path}; run nas search --study {study} first, or give the "
+                         f"--storage it used")
     store = _storage(storage)
     from nas.pruning import is_rung_study
 

@@ -75,8 +75,12 @@ CASES = {  # name: (argv from (tmp, storage), exit code, what the message must s
                                  "is infeasible"),
     "export: bad --augment": (lambda tmp, s: ["export", "--study", "t", "--storage", s, "--augment", "crop=two"], 2,
                               "--augment 'crop=two': expected e.g. crop=2,flip=1,cutout=8"),
-    "storage folder cannot be made": (lambda tmp, s: ["front", "--study", "t", "--storage",
-                                                      f"sqlite:///{tmp}/t.db/sub/x.db"], 2, "cannot make the folder"),
+    "storage folder cannot be made": (lambda tmp, s: search(tmp, f"sqlite:///{tmp}/t.db/sub/x.db"), 2,
+                                      "cannot make the folder"),
+    "export: no database file": (lambda tmp, s: ["export", "--study", "t", "--storage", f"sqlite:///{tmp}/x.db"], 2,
+                                 f"no study database at {tmp}/x.db"),
+    "front: no database file": (lambda tmp, s: ["front", "--study", "t", "--storage", f"sqlite:///{tmp}/x.db"], 2,
+                                f"no study database at {tmp}/x.db"),
     "dashboard: port out of range": (lambda tmp, s: ["dashboard", "--study", "t", "--storage", s, "--port", "99999"],
                                      2, "--port 99999: a TCP port is between 1 and 65535"),
     "--trials 0": (lambda tmp, s: search(tmp, s, trials="0"), 2, "--trials 0: must be at least 1"),
@@ -103,3 +107,4 @@ def test_bad_input(case, nas_cli, tiny_study, tmp_path):
     assert "Traceback" not in out.stderr and "hunter2" not in out.stderr
     assert "epoch 1/" not in out.stderr  # no progress bar is drawn for work that never starts
     assert snapshot(storage) == before
+    assert not (tmp_path / "x.db").exists()  # reading creates nothing

@@ -35,6 +35,16 @@ def test_the_top_third_of_completed_trials_is_promoted_each_once(tmp_path):
     assert [s.study_name for s in rungs_of(study)] == ["p", "p/rung-1", "p/rung-2"]
 
 
+def test_no_more_than_a_third_is_promoted_in_all_when_the_top_changes(tmp_path):
+    study = rung0(tmp_path, [(0.5, 50), (0.4, 50), (0.3, 50)])
+    ladder = Ladder(study, BUDGETS, eta=3)
+    assert ladder.claim().root.number == 0
+    for acc in (0.9, 0.8, 0.7):  # three better ones arrive: 6 results hold two promotions, not three
+        study.add_trial(create_trial(values=[acc, 50], params={"x": 9}, distributions={"x": IntDistribution(0, 100)},
+                                     user_attrs={"kind": "trained"}))
+    assert ladder.claim().root.number == 3 and ladder.claim() is None
+
+
 def test_the_highest_rung_is_served_first(tmp_path):
     study = rung0(tmp_path, [(0.9, 50), (0.8, 50), (0.7, 50)] * 3)
     ladder = Ladder(study, BUDGETS, eta=3)
