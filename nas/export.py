@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.config import PICKS, Augment, ExportConfig, parse_augment
+from nas.config import PICKS, Augment, Budget, ExportConfig, parse_augment
 from nas.errors import NasError, UsageError
 
 def contract(inputs) -> tuple[dict, dict]:
@@ -265,7 +265,7 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     resumed = (train.load_checkpoint(checkpoint, with_tensors=False) or {"epoch": 0})["epoch"]
     length = f"{config.minutes:g} minutes" if config.minutes else f"{recipe.epochs} epochs"
     say(f"exporting trial {chosen.number} of study {config.study} (its rung {chosen.rung} result: validation "
-        f"{chosen.accuracy:.4f} after {chosen.fidelity['epochs']} epochs on {chosen.fidelity['subset']:.0%}): "
+        f"{chosen.accuracy:.4f} after {Budget(**chosen.fidelity)}): "
         f"{models.summary(arch)}; "
         f"{length} on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
 

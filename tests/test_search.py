@@ -224,19 +224,19 @@ def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     proc = subprocess.Popen([sys.executable, "-m", "nas", "search", "--space", TINY, "--study", "t", "--storage",
                              storage, "--trials", "50", "--epochs", "50", "--subset", "0.02", "--val-size", "500",
-                             "--budgets", "none", "--jobs", "1"],
+                             "--budgets", "none", "--jobs", "1", "--prune-at", "1"],  # a curve after epoch 1
                             stderr=subprocess.PIPE, text=True,
                             # a shell's background job inherits SIGINT ignored; a terminal's Ctrl-C is not
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until a trial is training
+    deadline, training = time.monotonic() + 120, []
+    while not training and time.monotonic() < deadline:  # wait until a trial is training
         time.sleep(0.5)
         try:
             study = optuna.load_study(study_name="t", storage=storage)
         except KeyError:
             continue
-        if any(t.user_attrs.get("curve") for t in study.trials):
-            break
+        training = [t for t in study.trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve")]
+    assert training, "no trial was caught training"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command" in stderr and "Traceback" not in stderr

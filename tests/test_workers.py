@@ -112,8 +112,9 @@ def test_three_local_jobs_on_sqlite(nas_cli, tmp_path):
 
 def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_finishes(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
-    # 20 short epochs: caught after its first, a trial has seconds of training left when the kill lands
-    cmd = search_cmd(storage, "t", 2, "--epochs", "20", "--budgets", "none")
+    # 20 short epochs: caught after its first (scored there: --prune-at 1), a trial has seconds of training
+    # left when the kill lands
+    cmd = search_cmd(storage, "t", 2, "--epochs", "20", "--budgets", "none", "--prune-at", "1")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # past epoch 1 (its curve has a point) and still running: killed in the middle of training
     study, victim = first_running(storage, "t", lambda t: t.user_attrs.get("curve"))
