@@ -47,7 +47,7 @@ def main():
     outputs = [p.communicate()[1] for p in procs]
     minutes = (time.monotonic() - start) / 60
 
-    s = optuna.load_study(study_name=study, storage=search._storage(args.storage))
+    s = optuna.load_study(study_name=study, storage=search.open_storage(args.storage))
     c = search.counts(s)
     numbers = collections.Counter(t.number for t in s.trials)
     owners = collections.Counter(t.user_attrs.get("worker") for t in s.trials if t.user_attrs.get("kind") == "trained")
@@ -61,7 +61,7 @@ def main():
     print(f"lost (running or failed at the end): {len(lost)} {lost[:10]}")
     print(f"run twice (a trial number seen twice): {sum(n > 1 for n in numbers.values())}")
     print(f"storage errors in the workers' output: {dict(errors) or 0}")
-    optuna.delete_study(study_name=study, storage=search._storage(args.storage))
+    optuna.delete_study(study_name=study, storage=search.open_storage(args.storage))
 
 
 if __name__ == "__main__":

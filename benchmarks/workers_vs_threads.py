@@ -18,7 +18,9 @@ from nas import data, machine, plan, spaces
 
 
 def rate(space_name: str, threads: int, draws: int, seed: int, out) -> None:
-    out.put(plan.calibrate(spaces.load(space_name), data.builtin_inputs(), threads, draws=draws, seed=seed))
+    speeds = plan.calibrate(spaces.load(space_name), data.builtin_inputs(), threads, batch=256, draws=draws, steps=3,
+                            seed=seed)
+    out.put(plan.Speed.average(speeds).train)
 
 
 def side(space_name: str, workers: int, draws: int, seed: int) -> float:

@@ -334,16 +334,21 @@ def cmd_search(args) -> int:
 def expected_duration(runner, config: SearchConfig, devices: list[str], already: int):
     """Print how long the search should take, from a few timed training steps of the space on this machine;
     returns the plan.Progress the live display counts down with (None without an estimate: on a GPU)."""
-    from nas import plan
+    from nas import plan, search
+    from nas.config import Recipe
     from nas.report import fmt_duration
 
     if any(d != "cpu" for d in devices):
         return None
     threads = max(1, (os.cpu_count() or 1) // len(devices))
-    speed = plan.calibrate(runner.space, runner.inputs, threads, seed=config.seed)
+    batch = runner.space.recipe.get("batch_size")  # the space's fixed recipe, if it fixes one
+    batch = batch if isinstance(batch, int) else Recipe().batch_size
+    draws = plan.calibrate(runner.space, runner.inputs, threads, batch, seed=config.seed)
+    left = max(0, (config.trials or 0) - already)
+    random_left = max(0, search.RANDOM_TRIALS - already)
+    speed = plan.expected_speed(draws, left, random_left, any(o != "accuracy" for o in config.objectives))
     first = runner.splits(config.subset)
     estimate = plan.estimate(config, speed, round(len(first.train) / config.subset), len(first.val), len(devices))
-    left = max(0, (config.trials or 0) - already)
     if config.trials is not None:
         wall = estimate.wall_seconds(left)
         parts = ", ".join(f"{name} {fmt_duration(left * estimate.per_trial(name) / len(devices))}"
@@ -351,7 +356,8 @@ def expected_duration(runner, config: SearchConfig, devices: list[str], already:
         sooner = config.minutes and config.minutes * 60 < wall
         bound = f"; --minutes {config.minutes:g} stops it sooner" if sooner else ""
         err.print(f"expected duration: about {fmt_duration(wall)} for {left} more trials on {len(devices)} "
-                  f"worker(s) ({parts}; {speed:.0f} training images/s per worker, timed on this machine){bound}",
+                  f"worker(s) ({parts}; per worker {speed.train:.0f} images/s trained and {speed.score:.0f} "
+                  f"scored, timed on this machine){bound}",
                   highlight=False)
     return plan.Progress(estimate, left if config.trials is not None else None, config.minutes)
 
@@ -473,7 +479,7 @@ def cmd_dashboard(args) -> int:
               + (f"; its promoted trials, one study per rung: {', '.join(rungs)}" if rungs else ""),
               highlight=False, soft_wrap=True)
     try:
-        run_server(search._storage(storage), host=args.host, port=args.port)
+        run_server(search.open_storage(storage), host=args.host, port=args.port)
     except OSError as e:
         raise NasError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); pick another --port") from None
     except KeyboardInterrupt:

@@ -3,10 +3,14 @@
 A drawn trial trains rung 0, stopped at each pruning epoch unless in the top 1/eta there, and the top
 1/eta of each rung's completed trials train again at the next rung (nas/pruning.py). So a trial's
 expected work is a sum over the ladder's levels, each weighted by the share of trials that reach it.
-Work is counted in images: trained images, and scored images (a forward pass, about a third of a
-training step's cost, twice with the flip TTA). `calibrate` prices an image by timing a few training
-steps of random draws of the space on this machine; `Progress` corrects the price with the search's
-own trials as they finish, which is what the live display's time left shows.
+Work is counted in images: trained images, and scored images (twice with the flip TTA).
+
+`calibrate` times a few training steps and a scoring pass of seeded random draws of the space on this
+machine. The sampler's random start-up trials are priced like all of them. After it, when a cost is
+among the objectives, TPE draws cheap networks: in the main job of 2026-12-07 its draws had half the
+random ones' median MACs and trained 2.2x faster, about as fast as the random draws below the median
+MACs (1,182 against 1,163 images/s), so those are what the rest are priced like. `Progress` corrects
+the price with the search's own trials as they finish: the live display's time left.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from dataclasses import dataclass
 
 from nas.config import Budget, SearchConfig
 
-FORWARD_SHARE = 1 / 3  # a scored image's cost against a trained image's (forward only, no backward/step)
 TTA_SHARE = 1.5  # scored images per validation image: the flip TTA (twice) is drawn for about half the trials
-MEASURE_SECONDS = 3.0  # per drawn trial: counting, ONNX export and latency timing, building the model
+MEASURE_SECONDS = 4.0  # per drawn trial: counting, ONNX export, waiting for the cores and timing latency (3.9 s
+# per trial in the main job of 2026-12-07, 2 workers)
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,38 @@ def levels(config: SearchConfig, train_images: int, val_images: int) -> list[Lev
 
 
 @dataclass(frozen=True)
-class Estimate:
-    """Expected worker-seconds of a search, per rung, at `images_per_second` per worker."""
+class Speed:
+    """Images per second of one worker: trained (a training step) and scored (a forward pass, eval mode)."""
 
-    images_per_second: float  # training throughput of one worker, averaged over the space's draws
+    train: float
+    score: float
+    macs: float = 0.0  # of the network timed; 0 for an average
+
+    @staticmethod
+    def average(speeds: list[Speed]) -> Speed:
+        """The speed of trials training as many images each, one after the other (harmonic means)."""
+        return Speed(len(speeds) / sum(1 / s.train for s in speeds), len(speeds) / sum(1 / s.score for s in speeds))
+
+
+def expected_speed(draws: list[Speed], trials: int, random_trials: int, cost_objective: bool) -> Speed:
+    """The average speed of `trials` trials, the first `random_trials` drawn at random, the others by TPE:
+    like the draws below the median MACs when a cost is an objective, like all of them otherwise."""
+    median = sorted(d.macs for d in draws)[len(draws) // 2]
+    cheap = [d for d in draws if d.macs < median] or draws
+    explore, exploit = Speed.average(draws), Speed.average(cheap if cost_objective else draws)
+    first = min(trials, random_trials)
+    later = trials - first
+    if trials == 0:
+        return explore
+    return Speed(trials / (first / explore.train + later / exploit.train),
+                 trials / (first / explore.score + later / exploit.score))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Expected worker-seconds of a search, per rung, at `speed` per worker."""
+
+    speed: Speed
     share: dict[str, float]  # per rung (and "measure"): the share of drawn trials that train there
     seconds_each: dict[str, float]  # per rung: worker-seconds of one trial there (rung 0: on average)
     workers: int
@@ -63,43 +95,47 @@ class Estimate:
         return trials * self.per_trial() / self.workers
 
 
-def estimate(config: SearchConfig, images_per_second: float, train_images: int, val_images: int,
-             workers: int) -> Estimate:
+def estimate(config: SearchConfig, speed: Speed, train_images: int, val_images: int, workers: int) -> Estimate:
     share, seconds_each = {"measure": 1.0, "rung 0": 1.0}, {"measure": MEASURE_SECONDS, "rung 0": 0.0}
     for level in levels(config, train_images, val_images):
-        seconds = (level.train_images + level.scored_images * TTA_SHARE * FORWARD_SHARE) / images_per_second
+        seconds = level.train_images / speed.train + level.scored_images * TTA_SHARE / speed.score
         if level.name == "rung 0":  # its pruning epochs' levels: one average rung-0 trial
             seconds_each["rung 0"] += level.share * seconds
         else:
             share[level.name], seconds_each[level.name] = level.share, seconds
-    return Estimate(images_per_second, share, seconds_each, workers)
+    return Estimate(speed, share, seconds_each, workers)
 
 
-def calibrate(space, inputs, threads: int, draws: int = 6, steps: int = 3, batch: int = 256, seed: int = 0) -> float:
-    """Training images per second of one worker (`threads` threads) over `draws` seeded random draws of the
-    space: the total images over the total seconds, as a search's trials would add up."""
+def calibrate(space, inputs, threads: int, batch: int, draws: int = 40, steps: int = 1, scored: int = 256,
+              seed: int = 0) -> list[Speed]:
+    """The speed of one worker (`threads` threads) on each of `draws` seeded random draws of the space:
+    `steps` training steps of `batch` images and one scoring pass over `scored` images, each after an
+    untimed one that sets oneDNN up."""
     import optuna
     import torch
 
-    from nas import cores, models, spaces, train
+    from nas import cores, measure, models, spaces, train
     from nas.config import Recipe
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     device = torch.device("cpu")
     precision = train.pick_precision(device)
-    x = torch.rand(batch, inputs.channels, inputs.size, inputs.size).contiguous(memory_format=torch.channels_last)
+    x = torch.rand(batch, *inputs.shape).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, len(inputs.classes), (batch,))
-    seconds = 0.0
+    images = torch.randint(0, 256, (scored, *inputs.shape), dtype=torch.uint8)
+    speeds = []
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with cores.training():
             for _ in range(draws):
-                model = models.build(spaces.sample(sampler.ask(), space, inputs.size), inputs).to(
-                    memory_format=torch.channels_last)
+                model = models.build(spaces.sample(sampler.ask(), space, inputs.size), inputs)
+                macs = measure.count_macs(model, inputs.shape)[0]
+                model = model.to(memory_format=torch.channels_last)
                 optimizer = train.make_optimizer(model, Recipe())
-                for step in range(steps + 1):  # the first step sets oneDNN up: not timed
+                seconds = 0.0
+                for step in range(steps + 1):
                     start = time.perf_counter()
                     with train.autocast(device, precision):
                         loss = torch.nn.functional.cross_entropy(model(x).float(), y)
@@ -107,9 +143,13 @@ def calibrate(space, inputs, threads: int, draws: int = 6, steps: int = 3, batch
                     loss.backward()
                     optimizer.step()
                     seconds += (time.perf_counter() - start) if step else 0.0
+                train.predict(model, images[:batch], False, precision)
+                start = time.perf_counter()
+                train.predict(model, images, False, precision)
+                speeds.append(Speed(steps * batch / seconds, scored / (time.perf_counter() - start), macs))
     finally:
         torch.set_num_threads(before)
-    return draws * steps * batch / seconds
+    return speeds
 
 
 class Progress:

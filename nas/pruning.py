@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas.optuna_adapter import add_trial, storage, take_waiting, trial_by_number
+
 
 def dominates(a: np.ndarray, b: np.ndarray) -> bool:
     """a dominates b when it is no worse everywhere and better somewhere (all minimised)."""
@@ -80,11 +82,11 @@ def rungs_of(study) -> list:
     """[study, its rung-1 study, its rung-2 study, ...]: those that exist, none created."""
     import optuna
 
-    names = set(optuna.get_all_study_names(study._storage))
+    names = set(optuna.get_all_study_names(storage(study)))
     studies = [study]
     while rung_study_name(study.study_name, len(studies)) in names:
         studies.append(optuna.load_study(study_name=rung_study_name(study.study_name, len(studies)),
-                                         storage=study._storage))
+                                         storage=storage(study)))
     return studies
 
 
@@ -110,7 +112,7 @@ class Ladder:
         self.eta = eta
         self.studies = [study]
         for k, budget in enumerate(budgets, start=1):
-            rung = optuna.create_study(study_name=rung_study_name(study.study_name, k), storage=study._storage,
+            rung = optuna.create_study(study_name=rung_study_name(study.study_name, k), storage=storage(study),
                                        directions=study.directions, load_if_exists=True,
                                        sampler=optuna.samplers.RandomSampler())
             if "rung" not in rung.user_attrs:
@@ -139,19 +141,16 @@ class Ladder:
         return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in self.studies)
 
     def _claim_at(self, k: int, fits=None) -> Promotion | None:
-        import optuna
-
         study = self.studies[k]
-        trial_id = study._pop_waiting_trial_id()  # a promotion queued again after a crash goes first
-        if trial_id is None:
+        trial = take_waiting(study)  # a promotion queued again after a crash goes first
+        if trial is None:
             due = [root for root in self._due(k) if fits is None or fits(root, k)]
             if not due:
                 return None
             self.queue(study, due[0], {"root": due[0].number})
-            trial_id = study._pop_waiting_trial_id()  # ours, or another worker's queued at the same moment
-            if trial_id is None:
+            trial = take_waiting(study)  # ours, or another worker's queued at the same moment
+            if trial is None:
                 return None
-        trial = optuna.Trial(study, trial_id)
         root = self._root(trial.user_attrs["root"])
         if self._claimed_earlier(study, trial):
             return self._drop_duplicate(study, trial, k, fits)
@@ -173,8 +172,7 @@ class Ladder:
         return [self._root(r) for r in roots if r not in seen][:max(0, kept - len(seen))]
 
     def _root(self, number: int):
-        return self.studies[0]._storage.get_trial(self.studies[0]._storage.get_trial_id_from_study_id_trial_number(
-            self.studies[0]._study_id, number))
+        return trial_by_number(self.studies[0], number)
 
     @staticmethod
     def queue(study, like, attrs: dict) -> None:
@@ -184,7 +182,7 @@ class Ladder:
         kept = {k: like.user_attrs[k] for k in ("root", "preset") if k in like.user_attrs}
         template = create_trial(state=TrialState.WAITING, params=like.params, distributions=like.distributions,
                                 user_attrs={**kept, **attrs})
-        study._storage.create_new_trial(study._study_id, template_trial=template)
+        add_trial(study, template)
 
     @staticmethod
     def _claimed_earlier(study, trial) -> bool:

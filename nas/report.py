@@ -109,12 +109,12 @@ def normalised_losses(values, objectives) -> np.ndarray:
 
 
 def hypervolume(points: list, objectives) -> float:
-    from optuna._hypervolume import compute_hypervolume
+    from nas import optuna_adapter
 
     if not points:
         return 0.0
     losses = np.array([normalised_losses(p, objectives) for p in points])
-    return float(compute_hypervolume(losses, np.ones(len(objectives))))
+    return optuna_adapter.hypervolume(losses, np.ones(len(objectives)))
 
 
 def front_rows(records, val_size: int) -> list[dict]:

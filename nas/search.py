@@ -19,13 +19,19 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from nas import optuna_adapter
 from nas.config import Budget, DataConfig, Recipe, SearchConfig
 from nas.errors import NasError, UsageError
 
 OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "macs": "minimize", "latency": "minimize"}
 OBJECTIVE_LABELS = {"accuracy": "val_accuracy", "params": "params", "macs": "MACs", "latency": "latency_ms"}
 GIVE_UP_AFTER = 50  # consecutive infeasible (or already trained) proposals before the search stops
+RANDOM_TRIALS = 10  # TPE's start-up: drawn at random before it models the results
 HEARTBEAT, GRACE = 10, 120  # seconds: a running trial's heartbeat interval; silence after which it is failed
+CRASH_RETRIES = 2  # times a crashed trial's parameters are queued again: a model that kills its worker must
+# not kill every worker in turn, and one unlucky crash must not lose a promotion
+OWNERLESS_GRACE = 30  # seconds a RUNNING trial may have no owner: only the moment between its creation and
+# the owner's note, unless its worker was killed right then
 STOP_GRACE = 30  # seconds a stopped worker has to fail and requeue its trial before it is killed
 PROMOTION_MARGIN = 1.2  # a promotion's expected time over its pure training time: scoring, loading, noise
 
@@ -85,7 +91,7 @@ def _quiet_optuna():
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
-def _storage(url: str):
+def open_storage(url: str):
     import optuna
 
     _quiet_optuna()
@@ -125,7 +131,7 @@ def load_study(study: str, storage: str):
     if path is not None and not path.is_file():
         raise UsageError(f"no study database at {path}; run nas search --study {study} first, or give the "
                          f"--storage it used")
-    store = _storage(storage)
+    store = open_storage(storage)
     from nas.pruning import is_rung_study
 
     names = [s.study_name for s in optuna.get_all_study_summaries(store) if not is_rung_study(s.study_name)]
@@ -143,14 +149,14 @@ def make_sampler(name: str, seed: int):
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     # multivariate + group: the space is conditional (stages, expansion), and trials run in parallel
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                      n_startup_trials=10)
+                                      n_startup_trials=RANDOM_TRIALS)
 
 
 def open_study(config: SearchConfig, space_file: Path, data: dict, new: bool = False, worker: int = 0):
     """Create the study, or continue it when its stored settings match this run's (data: data.record())."""
     import optuna
 
-    store = _storage(config.storage)
+    store = open_storage(config.storage)
     settings = config.settings(space_file, data)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(store)}
     if config.study in existing:
@@ -241,7 +247,7 @@ def record_constraints(trial, constraints: dict[str, float]) -> None:
     for name, value in constraints.items():
         trial.set_constraint(name, value)
     if constraints:
-        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", list(constraints.values()))
+        optuna_adapter.set_constraints(trial, list(constraints.values()))
 
 
 def check_limits_reachable(space, config: SearchConfig, inputs=None, draws: int = 200) -> None:
@@ -294,38 +300,59 @@ def worker_is_gone(owner: str | None) -> bool:
     return host == socket.gethostname() and _start_time(int(pid)) != started
 
 
-def requeue(study, trial, reason: str, always: bool = False) -> None:
-    """Note why a trial failed and queue its parameters as a new trial: once for a crash (a model that
-    kills its worker must not kill every worker in turn), every time for a Ctrl-C (`always`). A promotion
-    goes back to its rung's queue, where the Ladder picks it up before anything else."""
+def requeue(study, trial, reason: str, always: bool = False) -> bool:
+    """Note why a trial failed and queue its parameters as a new trial: up to CRASH_RETRIES times in a row
+    for a crash, every time for a Ctrl-C (`always`). A promotion goes back to its rung's queue, where the
+    Ladder picks it up before anything else. False when the crash limit is reached: nothing queued."""
     from nas.pruning import Ladder
 
-    if not (always or "retry_of" not in trial.user_attrs):
-        return
-    note = {"retry_of": trial.number, "retry_reason": reason[:1000]}
+    crashes = trial.user_attrs.get("crashes", 0) + (not always)
+    if crashes > CRASH_RETRIES:
+        return False
+    note = {"retry_of": trial.number, "retry_reason": reason[:1000], "crashes": crashes}
     if "root" in trial.user_attrs:
         Ladder.queue(study, trial, note)
     elif trial.params and "preset" not in trial.user_attrs:  # presets are run again by name
         study.enqueue_trial(trial.params, user_attrs=note)
+    return True
+
+
+def test_hook(point: str) -> None:
+    """NAS_TEST_HOOK=point:path stops the worker at `point` (the test writes no sleep): it creates `path`, then
+    waits to be killed. Tests use it to kill a worker at an exact moment."""
+    hook = os.environ.get("NAS_TEST_HOOK", "")
+    if hook.partition(":")[0] == point:
+        Path(hook.partition(":")[2]).touch()
+        while True:
+            time.sleep(1)
+
+
+def _gone(trial) -> str | None:
+    """Why a RUNNING trial is taken for dead: its worker's process is gone, or it never got an owner."""
+    import datetime
+
+    owner = trial.user_attrs.get("worker")
+    if worker_is_gone(owner):
+        return f"its worker ({owner}) died"
+    started = trial.datetime_start
+    if owner is None and started and (datetime.datetime.now() - started).total_seconds() > OWNERLESS_GRACE:
+        return "its worker died as it created it"
+    return None
 
 
 def recover_crashed(study) -> list[int]:
-    """Fail the trials whose worker died: on this machine at once (its process is gone), on other machines
-    once their heartbeat is GRACE seconds old. Their parameters run again as new trials."""
+    """Fail the trials whose worker died: on this machine at once (its process is gone), anywhere once they
+    have had no owner for OWNERLESS_GRACE seconds, on other machines once their heartbeat is GRACE seconds
+    old. Their parameters run again as new trials. Returns (number, queued again?) for each."""
     import optuna
     from optuna.trial import TrialState
 
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = t.user_attrs.get("worker")
-        if worker_is_gone(owner):
-            try:
-                study._storage.set_trial_user_attr(t._trial_id, "fail_reason", f"its worker ({owner}) died")
-                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-            except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
-                continue  # another worker got there first
-            requeue(study, t, f"its worker ({owner}) died")
-            failed.append(t.number)
+        reason = _gone(t)
+        # of several workers recovering at once, the one that failed it queues it again
+        if reason and optuna_adapter.fail_running(study, t, reason):
+            failed.append((t.number, requeue(study, t, reason)))
     optuna.storages.fail_stale_trials(study)
     return failed
 
@@ -410,8 +437,9 @@ class Search:
 
     def _recover(self) -> None:
         for study in self.ladder.studies:
-            for number in recover_crashed(study):
-                self.events("end", number=number, kind="failed", reason="its worker died; queued again")
+            for number, queued in recover_crashed(study):
+                self.events("end", number=number, kind="failed", reason="its worker died; queued again" if queued
+                            else f"its worker died; crashed {CRASH_RETRIES + 1} times in a row, not queued again")
 
     def _wait(self) -> None:
         for _ in range(HEARTBEAT):
@@ -428,12 +456,13 @@ class Search:
 
     def _ask(self):
         trial = self.study.ask()
+        test_hook("ask")
         self._own(trial)
         return trial
 
     def _own(self, trial) -> None:
         trial.set_user_attr("worker", this_worker())  # which process runs it; see recover_crashed()
-        trial.storage.record_heartbeat(trial._trial_id)
+        optuna_adapter.beat(trial)
 
     def _run_presets(self):
         for name, preset in self.space.presets.items():
@@ -597,7 +626,7 @@ class Search:
             nonlocal last_beat
             self._check_stop()  # a safe point: between two optimiser steps or tries of the lock, no storage call
             if time.monotonic() - last_beat > HEARTBEAT:
-                trial.storage.record_heartbeat(trial._trial_id)
+                optuna_adapter.beat(trial)
                 last_beat = time.monotonic()
 
         return beat
@@ -657,6 +686,7 @@ class Search:
         from nas import models
 
         root, trial = promotion.root, promotion.trial
+        test_hook("promotion")
         self._own(trial)
         budget = self.config.budgets[promotion.rung - 1]
         arch = root.user_attrs["arch"]
@@ -772,4 +802,4 @@ def run_workers(config: SearchConfig, devices: list[str], events) -> dict[str, i
         raise NasError(error)
     import optuna
 
-    return counts(optuna.load_study(study_name=config.study, storage=_storage(config.storage)))
+    return counts(optuna.load_study(study_name=config.study, storage=open_storage(config.storage)))

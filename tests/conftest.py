@@ -1,5 +1,6 @@
 import gzip
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,16 @@ from nas import data
 from nas.config import DataConfig
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def wait_for(condition, what: str, seconds: float = 180):
+    """condition()'s first true value, polled every 0.1 s; fails naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"waited {seconds:g} s for {what}")
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False, magic: bytes | None = None) -> Path:

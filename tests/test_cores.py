@@ -1,6 +1,7 @@
 import fcntl
 import multiprocessing as mp
 import os
+import time
 
 from nas import cores, export, measure, models, spaces
 
@@ -113,9 +114,10 @@ def _note(path, event: str) -> None:
 
 
 def _train_in_steps(path, started, release):
+    deadline = time.monotonic() + 120  # a test that never releases it must not leave it spinning
     with cores.training():
         started.set()
-        while not release.is_set():
+        while not release.is_set() and time.monotonic() < deadline:
             _note(path, "step")
             cores.let_timing_in()
         _note(path, "train-end")

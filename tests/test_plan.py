@@ -30,7 +30,7 @@ def test_without_pruning_every_rung_costs_about_what_rung_0_costs():
     levels = plan.levels(config(epochs=1, subset=0.1), train_images=50_000, val_images=0)
     assert [(lv.name, lv.share, lv.train_images) for lv in levels] == [
         ("rung 0", 1.0, 5_000), ("rung 1", 1 / 3, 15_000), ("rung 2", 1 / 9, 45_000)]
-    estimate = plan.estimate(config(epochs=1, subset=0.1), 1_000, 50_000, 0, workers=2)
+    estimate = plan.estimate(config(epochs=1, subset=0.1), plan.Speed(1_000, 4_000), 50_000, 0, workers=2)
     assert [estimate.per_trial(r) for r in ("rung 0", "rung 1", "rung 2")] == pytest.approx([5.0] * 3)
     assert estimate.wall_seconds(10) == pytest.approx(10 * (15 + plan.MEASURE_SECONDS) / 2)
 
@@ -40,13 +40,14 @@ def test_a_pruning_epoch_is_a_level_that_keeps_a_third():
     levels = plan.levels(config(epochs=4, subset=0.2, prune_epochs=(2,), rungs=1), 50_000, 10_000)
     assert [(lv.name, round(lv.share, 4), lv.train_images) for lv in levels] == [
         ("rung 0", 1.0, 20_000), ("rung 0", 0.3333, 20_000), ("rung 1", 0.1111, 120_000)]
-    scoring = 10_000 * plan.TTA_SHARE * plan.FORWARD_SHARE  # in trained-image equivalents
-    estimate = plan.estimate(config(epochs=4, subset=0.2, prune_epochs=(2,), rungs=1), 1_000, 50_000, 10_000, 1)
-    assert estimate.seconds_each["rung 0"] == pytest.approx((20_000 + scoring) * (1 + 1 / 3) / 1_000)
+    scoring = 10_000 * plan.TTA_SHARE / 4_000  # seconds
+    estimate = plan.estimate(config(epochs=4, subset=0.2, prune_epochs=(2,), rungs=1), plan.Speed(1_000, 4_000),
+                             50_000, 10_000, 1)
+    assert estimate.seconds_each["rung 0"] == pytest.approx((20_000 / 1_000 + scoring) * (1 + 1 / 3))
 
 
 def test_time_left_follows_the_pace_the_finished_trials_showed():
-    estimate = plan.estimate(config(epochs=1, subset=0.1, rungs=0), 1_000, 50_000, 0, workers=1)
+    estimate = plan.estimate(config(epochs=1, subset=0.1, rungs=0), plan.Speed(1_000, 4_000), 50_000, 0, workers=1)
     per_trial = estimate.per_trial()  # 5 s of training + the measuring
     at_plan, slow = plan.Progress(estimate, 10, None), plan.Progress(estimate, 10, None)
     assert at_plan.seconds_left() == pytest.approx(10 * per_trial, rel=0.01)  # nothing done: the plan itself
@@ -74,10 +75,23 @@ def test_where_the_time_went_sums_each_rung_and_counts_failures(tmp_path):
     assert span >= 0
 
 
-def test_calibration_times_real_training_steps_of_the_space():
+def test_calibration_times_real_training_steps_and_scoring_of_the_space():
     from nas import data, spaces
 
     started = time.perf_counter()
-    rate = plan.calibrate(spaces.load("simple_cnn"), data.builtin_inputs(), threads=1, draws=2, steps=2, batch=32)
+    draws = plan.calibrate(spaces.load("simple_cnn"), data.builtin_inputs(), threads=1, batch=32, draws=2, steps=2,
+                           scored=64)
     seconds = time.perf_counter() - started
-    assert rate > 2 * 2 * 32 / seconds  # images over the timed steps alone: more than over the whole call
+    assert len(draws) == 2 and all(d.macs > 0 for d in draws)
+    # per draw, images over its timed steps alone: more than over the whole call
+    assert all(d.train > 2 * 32 / seconds and d.score > 64 / seconds for d in draws)
+
+
+def test_after_the_random_start_a_cost_objective_prices_trials_like_the_cheaper_half():
+    draws = [plan.Speed(100, 400, macs=4e6), plan.Speed(100, 400, macs=3e6), plan.Speed(400, 1600, macs=1e6),
+             plan.Speed(400, 1600, macs=2e6)]
+    assert plan.expected_speed(draws, 10, 10, cost_objective=True) == plan.Speed(160, 640)  # all random: harmonic
+    assert plan.expected_speed(draws, 10, 0, cost_objective=True) == plan.Speed(400, 1600)  # TPE: the cheap half
+    assert plan.expected_speed(draws, 10, 0, cost_objective=False) == plan.Speed(160, 640)  # accuracy alone
+    mixed = plan.expected_speed(draws, 20, 10, cost_objective=True)  # 10 of each: per image 1/160 and 1/400
+    assert mixed.train == pytest.approx(20 / (10 / 160 + 10 / 400))

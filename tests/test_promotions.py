@@ -1,5 +1,7 @@
 """The Ladder (nas/pruning.py): promotions between rungs through a real SQLite storage."""
 
+import datetime
+
 import optuna
 import pytest
 from optuna.distributions import IntDistribution
@@ -8,7 +10,7 @@ from optuna.trial import TrialState, create_trial
 from nas.config import Budget, SearchConfig, parse_budgets
 from nas.errors import UsageError
 from nas.pruning import Ladder, rung_study_name, rungs_of
-from nas.search import requeue
+from nas.search import CRASH_RETRIES, OWNERLESS_GRACE, recover_crashed, requeue
 
 BUDGETS = (Budget(2, 0.5), Budget(4, 1.0))
 
@@ -80,6 +82,33 @@ def test_a_crashed_promotion_is_queued_again_with_its_root_and_claimed_first(tmp
     again.trial.set_user_attr("kind", "trained")
     again.trial.study.tell(again.trial, [0.9, 50])
     assert ladder.claim() is None  # promoted once, trained once: never again
+
+
+def test_a_promotion_crashing_again_is_queued_again_up_to_the_limit(tmp_path):
+    study = rung0(tmp_path, [(0.9, 50), (0.8, 60), (0.7, 70)])
+    ladder = Ladder(study, BUDGETS, eta=3)
+    queued = []
+    for _ in range(CRASH_RETRIES + 1):
+        crashed = ladder.claim()
+        assert crashed.root.number == 0
+        crashed.trial.study.tell(crashed.trial, state=TrialState.FAIL)
+        queued.append(requeue(crashed.trial.study, crashed.trial, "its worker died"))
+    assert queued == [True] * CRASH_RETRIES + [False]  # the limit is reached: reported, nothing queued
+    assert ladder.claim() is None
+
+
+def test_a_trial_left_without_an_owner_is_failed_and_queued_again_after_a_grace(tmp_path):
+    study = rung0(tmp_path, [(0.9, 50)])
+    ownerless = create_trial(state=TrialState.RUNNING, params={"x": 7}, distributions={"x": IntDistribution(0, 100)})
+    ownerless.datetime_start = datetime.datetime.now() - datetime.timedelta(seconds=OWNERLESS_GRACE + 1)
+    study.add_trial(ownerless)
+    fresh = create_trial(state=TrialState.RUNNING, params={"x": 8}, distributions={"x": IntDistribution(0, 100)})
+    study.add_trial(fresh)  # just created: its worker is about to write its name
+    assert recover_crashed(study) == [(1, True)]
+    trials = study.trials
+    assert trials[1].state == TrialState.FAIL and "as it created it" in trials[1].user_attrs["fail_reason"]
+    assert trials[2].state == TrialState.RUNNING
+    assert trials[3].state == TrialState.WAITING and trials[3].system_attrs["fixed_params"] == {"x": 7}
 
 
 @pytest.mark.parametrize("text, message", [
