@@ -69,12 +69,9 @@ def expected_speed(draws: list[Speed], trials: int, random_trials: int, cost_obj
     median = sorted(d.macs for d in draws)[len(draws) // 2]
     cheap = [d for d in draws if d.macs < median] or draws
     explore, exploit = Speed.average(draws), Speed.average(cheap if cost_objective else draws)
-    first = min(trials, random_trials)
-    later = trials - first
-    if trials == 0:
-        return explore
-    return Speed(trials / (first / explore.train + later / exploit.train),
-                 trials / (first / explore.score + later / exploit.score))
+    first, later = (min(trials, random_trials), max(0, trials - random_trials)) if trials else (1, 0)
+    return Speed((first + later) / (first / explore.train + later / exploit.train),
+                 (first + later) / (first / explore.score + later / exploit.score))
 
 
 @dataclass(frozen=True)

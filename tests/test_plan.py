@@ -93,5 +93,6 @@ def test_after_the_random_start_a_cost_objective_prices_trials_like_the_cheaper_
     assert plan.expected_speed(draws, 10, 10, cost_objective=True) == plan.Speed(160, 640)  # all random: harmonic
     assert plan.expected_speed(draws, 10, 0, cost_objective=True) == plan.Speed(400, 1600)  # TPE: the cheap half
     assert plan.expected_speed(draws, 10, 0, cost_objective=False) == plan.Speed(160, 640)  # accuracy alone
+    assert plan.expected_speed(draws, 0, 10, cost_objective=True) == plan.Speed(160, 640)  # none left
     mixed = plan.expected_speed(draws, 20, 10, cost_objective=True)  # 10 of each: per image 1/160 and 1/400
     assert mixed.train == pytest.approx(20 / (10 / 160 + 10 / 400))
