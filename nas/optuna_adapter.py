@@ -31,10 +31,11 @@ def _swap_state(study, trial_id: int, old, new, reason: str | None = None) -> bo
     same transaction when given; True for the process that did."""
     import sqlalchemy
     from optuna.storages._rdb.models import TrialModel, TrialUserAttributeModel
+    from optuna.trial import TrialState
 
     trials, attrs = TrialModel.__table__, TrialUserAttributeModel.__table__
     now = datetime.datetime.now()
-    values = {"state": new, **({"datetime_start": now} if new.name == "RUNNING" else {}),
+    values = {"state": new, **({"datetime_start": now} if new == TrialState.RUNNING else {}),
               **({"datetime_complete": now} if new.is_finished() else {})}
     with _backend(study).engine.begin() as connection:
         changed = connection.execute(sqlalchemy.update(trials).where(
@@ -68,12 +69,13 @@ def fail_running(study, trial, reason: str) -> bool:
     from optuna.trial import TrialState
 
     if _backend(study) is not None:
-        return _swap_state(study, trial._trial_id, TrialState.RUNNING, TrialState.FAIL, reason)
-    if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
-        return False
-    study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-    study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-    return True
+        failed = _swap_state(study, trial._trial_id, TrialState.RUNNING, TrialState.FAIL, reason)
+    else:  # in memory: one process, so reading then writing cannot race
+        failed = study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+        if failed:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    return failed
 
 
 def trial_by_number(study, number: int):
