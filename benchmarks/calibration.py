@@ -17,7 +17,7 @@ from nas import data, machine, plan, spaces
 def measured(study_name: str, storage: str) -> None:
     import optuna
 
-    from nas.search import RANDOM_TRIALS
+    from nas.storage import RANDOM_TRIALS
 
     study = optuna.load_study(study_name=study_name, storage=storage)
     trials = [t for t in study.trials if "train_images_per_second" in t.user_attrs]
@@ -49,7 +49,7 @@ def main() -> None:
         print(f"{args.space}, {label}: {len(part)} draws, trained {speed.train:.0f} images/s, scored "
               f"{speed.score:.0f} (harmonic means; {args.threads} thread(s), batch {args.batch})")
     if args.study:
-        from nas.search import default_storage
+        from nas.storage import default_storage
 
         measured(args.study, args.storage or default_storage(args.study))
 

@@ -14,7 +14,7 @@ import tempfile
 import optuna
 from optuna.trial import TrialState, create_trial
 
-from nas import optuna_adapter, search
+from nas import optuna_adapter, storage
 
 QUEUED, RACERS = 60, 4
 
@@ -25,7 +25,7 @@ def optuna_pop(study):
 
 
 def racer(take, url: str, barrier, out) -> None:
-    study = optuna.load_study(study_name="race", storage=search.open_storage(url))
+    study = optuna.load_study(study_name="race", storage=storage.open_storage(url))
     barrier.wait()
     taken = []
     while (trial := take(study)) is not None:
@@ -35,7 +35,7 @@ def racer(take, url: str, barrier, out) -> None:
 
 def one_round(take) -> list[int]:
     url = f"sqlite:///{tempfile.mkdtemp()}/race.db"
-    study = optuna.create_study(study_name="race", storage=search.open_storage(url))
+    study = optuna.create_study(study_name="race", storage=storage.open_storage(url))
     for _ in range(QUEUED):
         optuna_adapter.add_trial(study, create_trial(state=TrialState.WAITING))
     context = multiprocessing.get_context("fork")

@@ -23,7 +23,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from nas import search
+from nas import results, storage
 
 TINY = str(Path(__file__).resolve().parent.parent / "tests" / "spaces" / "tiny.yaml")
 
@@ -47,13 +47,13 @@ def main():
     outputs = [p.communicate()[1] for p in procs]
     minutes = (time.monotonic() - start) / 60
 
-    s = optuna.load_study(study_name=study, storage=search.open_storage(args.storage))
-    c = search.counts(s)
+    s = optuna.load_study(study_name=study, storage=storage.open_storage(args.storage))
+    c = results.counts(s)
     numbers = collections.Counter(t.number for t in s.trials)
     owners = collections.Counter(t.user_attrs.get("worker") for t in s.trials if t.user_attrs.get("kind") == "trained")
     lost = [t.number for t in s.trials if t.state in (TrialState.RUNNING, TrialState.FAIL)]
     errors = collections.Counter(m for out in outputs for m in re.findall(r"\b(\w+(?:Error|Exception))\b", out))
-    print(f"{args.workers} workers, study {study} on {search.redact(args.storage)}")
+    print(f"{args.workers} workers, study {study} on {storage.redact(args.storage)}")
     print(f"worker exit codes: {[p.returncode for p in procs]}")
     print(f"trained trials: {c['trained']} (asked for {args.trials}; {c['trained'] - args.trials} over, "
           f"at most {args.workers - 1} expected) in {minutes:.1f} min -> {c['trained'] / minutes:.1f} trials/min")
@@ -61,7 +61,7 @@ def main():
     print(f"lost (running or failed at the end): {len(lost)} {lost[:10]}")
     print(f"run twice (a trial number seen twice): {sum(n > 1 for n in numbers.values())}")
     print(f"storage errors in the workers' output: {dict(errors) or 0}")
-    optuna.delete_study(study_name=study, storage=search.open_storage(args.storage))
+    optuna.delete_study(study_name=study, storage=storage.open_storage(args.storage))
 
 
 if __name__ == "__main__":

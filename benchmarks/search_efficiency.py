@@ -27,7 +27,8 @@ from nas import cores, data, measure, models, spaces, train
 from nas.config import DataConfig, Recipe
 from nas.report import hypervolume
 from nas.config import SearchConfig
-from nas.search import Search, parse_count, parse_ms
+from nas.search import Search
+from nas.config import parse_count, parse_ms
 
 
 def run_nas(config: SearchConfig) -> list[tuple[float, list[float]]]:

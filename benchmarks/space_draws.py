@@ -21,7 +21,8 @@ import argparse
 import numpy as np
 import optuna
 
-from nas import measure, models, search, spaces
+from nas import measure, models, spaces, storage
+from nas.config import parse_ms
 
 DENSE = ("basic", "bottleneck", "plain")  # blocks without depthwise convolutions
 
@@ -81,7 +82,7 @@ def main():
         rows.append({**describe(arch), "arch": arch, "tta_flip": recipe.tta_flip})
     summary(f"random draws of {args.space}", rows, args.max_params)
     if args.latency:
-        max_ms = search.parse_ms(args.latency, "--latency")
+        max_ms = parse_ms(args.latency, "--latency")
         timed = [{**r, "ms": latency_ms(r["arch"], r["tta_flip"])} for r in rows if r["params"] <= args.max_params]
         latency_summary(timed, max_ms)
         for name, preset in space.presets.items():
@@ -89,7 +90,7 @@ def main():
             print(f"  preset {name}: {latency_ms(preset['arch'], False):.3f} ms, "
                   f"{latency_ms(preset['arch'], True):.3f} ms with flip TTA{' (its recipe)' if tta else ''}")
     if args.study:
-        study = search.load_study(args.study, args.storage or search.default_storage(args.study))
+        study = storage.load_study(args.study, args.storage or storage.default_storage(args.study))
         trained = [t for t in study.trials if t.user_attrs.get("kind") == "trained"]
         summary(f"trained trials of study {args.study}", [describe(t.user_attrs["arch"]) for t in trained],
                 args.max_params)

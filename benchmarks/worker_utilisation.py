@@ -21,7 +21,9 @@ import optuna
 from nas import cores
 from nas.config import SearchConfig
 from nas.pruning import rungs_of
-from nas.search import Search, load_study, parse_count, parse_ms
+from nas.search import Search
+from nas.storage import load_study
+from nas.config import parse_count, parse_ms
 
 
 def worker(config: SearchConfig, index: int, step_aside: bool) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from nas.config import (EXPORT_MINUTES, PICKS, SAMPLERS, Budget, DataConfig, ExportConfig, SearchConfig,
-                        parse_budgets, parse_epochs)
+                        parse_budgets, parse_count, parse_epochs, parse_ms, parse_objectives)
 from nas.errors import NasError, UsageError
 
 err = Console(stderr=True)  # humans read stderr
@@ -232,25 +232,26 @@ def cmd_train(args) -> int:
 # ---------------------------------------------------------------- nas search / front / plot
 
 def study_args(args) -> tuple[str, str]:
-    from nas.search import default_storage
+    from nas.storage import default_storage
 
     return args.study, args.storage or default_storage(args.study)
 
 
 def front_so_far(study) -> tuple[list[dict], str]:
+    from nas.records import StudySettings
     from nas.report import front_rows
-    from nas.search import front
+    from nas.results import front
 
-    settings = study.user_attrs.get("nas", {})
-    rows = front_rows(front(study), settings.get("data", {}).get("val_images") or 10_000)
+    settings = StudySettings.of(study)
+    rows = front_rows(front(study), settings.val_images)
     return rows, (f"Pareto front of study {study.study_name} on {data_summary(settings)} "
-                  f"({', '.join(settings.get('objectives', []))}; validation accuracy ± standard error)")
+                  f"({', '.join(settings.objectives)}; validation accuracy ± standard error)")
 
 
-def data_summary(settings: dict) -> str:
-    """'fashion-mnist (10 classes: T-shirt/top, Trouser, Pullover, ...; 1x28x28)' from a study's settings."""
-    name = Path(settings.get("fidelity", {}).get("dataset", "fashion-mnist")).name
-    inputs = settings.get("data", {}).get("inputs")
+def data_summary(settings) -> str:
+    """'fashion-mnist (10 classes: T-shirt/top, Trouser, Pullover, ...; 1x28x28)' from a StudySettings."""
+    name = Path(settings.dataset).name
+    inputs = settings.inputs
     if not inputs:  # studies from before the data was recorded
         return name
     classes = inputs["classes"]
@@ -279,19 +280,19 @@ def print_front(study, fmt: str) -> None:
 
 
 def cmd_search(args) -> int:
-    from nas import search
+    from nas import results, search, storage, workers
     from nas.report import SearchDisplay
 
     space_name = Path(args.space).stem
     study_name = args.study or space_name
     max_params = (SearchConfig.max_params if args.max_params is None else
-                  None if args.max_params == "none" else search.parse_count(args.max_params, "--max-params"))
-    limits = {"max_params": max_params, "max_macs": args.max_macs and search.parse_count(args.max_macs, "--max-macs"),
-              "max_latency_ms": args.max_latency and search.parse_ms(args.max_latency, "--max-latency")}
+                  None if args.max_params == "none" else parse_count(args.max_params, "--max-params"))
+    limits = {"max_params": max_params, "max_macs": args.max_macs and parse_count(args.max_macs, "--max-macs"),
+              "max_latency_ms": args.max_latency and parse_ms(args.max_latency, "--max-latency")}
     trials = 100 if args.trials is None and args.minutes is None else args.trials
     config = SearchConfig(
-        space=args.space, study=study_name, storage=args.storage or search.default_storage(study_name),
-        trials=trials, objectives=search.parse_objectives(args.objectives), **limits, epochs=args.epochs,
+        space=args.space, study=study_name, storage=args.storage or storage.default_storage(study_name),
+        trials=trials, objectives=parse_objectives(args.objectives), **limits, epochs=args.epochs,
         subset=args.subset, prune_epochs=parse_epochs(args.prune_at, "--prune-at"), rungs=args.rungs, eta=args.eta,
         budgets=parse_budgets(args.budgets) if args.budgets else None, sampler=args.sampler, seed=args.seed,
         with_presets=args.with_presets, minutes=args.minutes, device=args.device,
@@ -300,11 +301,11 @@ def cmd_search(args) -> int:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
     import torch
 
-    devices = search.worker_devices(args.device, args.jobs, torch.cuda.device_count())
+    devices = workers.worker_devices(args.device, args.jobs, torch.cuda.device_count())
     config = dataclasses.replace(config, device=devices[0])
     runner = search.Search(config, new=args.new)  # creates or checks the study before any worker starts
-    already = search.counts(runner.study)["trained"]
-    err.print(f"study [bold]{config.study}[/bold] in {search.redact(config.storage)}: {already} of {config.trials or 'unlimited'} "
+    already = results.counts(runner.study)["trained"]
+    err.print(f"study [bold]{config.study}[/bold] in {storage.redact(config.storage)}: {already} of {config.trials or 'unlimited'} "
               f"trained trials so far; rung 0: {Budget(config.epochs, config.subset)} of the training split"
               + "".join(f", rung {k}: {b}" for k, b in enumerate(config.budgets, start=1))
               + f" (the top 1/{config.eta:g} of each rung goes on); limits {config.limits() or 'none'}",
@@ -316,13 +317,13 @@ def cmd_search(args) -> int:
     with SearchDisplay(err, config.trials, already, lambda: front_so_far(runner.study), clock) as display:
         runner.events = display
         try:
-            final = runner.run() if len(devices) == 1 else search.run_workers(config, devices, display)
+            final = runner.run() if len(devices) == 1 else workers.run_workers(config, devices, display)
         except KeyboardInterrupt:
             err.print(f"interrupted: the running trial is marked failed and queued again; run the same "
                       f"command to continue study {config.study}", soft_wrap=True)
             raise
     extra = final["trained"] - (config.trials or final["trained"])
-    promoted = search.promotions(runner.study)
+    promoted = results.promotions(runner.study)
     err.print(f"done: {final['trained']} trained ({final['completed']} completed, {final['pruned']} pruned), "
               f"{final['infeasible']} infeasible, {final['reused']} reused, {final['failed']} failed"
               + "".join(f"; {n} trained at rung {k}" for k, n in promoted.items())
@@ -334,7 +335,7 @@ def cmd_search(args) -> int:
 def expected_duration(runner, config: SearchConfig, devices: list[str], already: int):
     """Print how long the search should take, from a few timed training steps of the space on this machine;
     returns the plan.Progress the live display counts down with (None without an estimate: on a GPU)."""
-    from nas import plan, search
+    from nas import plan, storage
     from nas.config import Recipe
     from nas.report import fmt_duration
 
@@ -345,7 +346,7 @@ def expected_duration(runner, config: SearchConfig, devices: list[str], already:
     batch = batch if isinstance(batch, int) else Recipe().batch_size
     draws = plan.calibrate(runner.space, runner.inputs, threads, batch, seed=config.seed)
     left = max(0, (config.trials or 0) - already)
-    random_left = max(0, search.RANDOM_TRIALS - already)
+    random_left = max(0, storage.RANDOM_TRIALS - already)
     speed = plan.expected_speed(draws, left, random_left, any(o != "accuracy" for o in config.objectives))
     first = runner.splits(config.subset)
     estimate = plan.estimate(config, speed, round(len(first.train) / config.subset), len(first.val), len(devices))
@@ -363,18 +364,19 @@ def expected_duration(runner, config: SearchConfig, devices: list[str], already:
 
 
 def cmd_front(args) -> int:
-    from nas import search
+    from nas import storage
 
-    print_front(search.load_study(*study_args(args)), args.format)
+    print_front(storage.load_study(*study_args(args)), args.format)
     return 0
 
 
 def cmd_plot(args) -> int:
-    from nas import search
+    from nas import storage
+    from nas.records import StudySettings
     from nas.report import plot_study
 
-    study = search.load_study(*study_args(args))
-    objectives = study.user_attrs.get("nas", {}).get("objectives", ["accuracy"])
+    study = storage.load_study(*study_args(args))
+    objectives = StudySettings.of(study).objectives
     for path in plot_study(study, objectives, Path(args.out or STUDIES / args.study)):
         err.print(f"wrote {path}")
     return 0
@@ -463,23 +465,23 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
-    from nas import search
+    from nas import storage
 
-    study_name, storage = study_args(args)
+    study_name, url = study_args(args)
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port}: a TCP port is between 1 and 65535; pick one such as 8080")
-    study = search.load_study(study_name, storage)  # a clear error for a missing study, before any server starts
+    study = storage.load_study(study_name, url)  # a clear error for a missing study, before any server starts
     from optuna_dashboard import run_server
 
     from nas.pruning import rungs_of
 
     rungs = [s.study_name for s in rungs_of(study)[1:]]
-    err.print(f"optuna-dashboard for study {study_name} ({search.redact(storage)}): "
+    err.print(f"optuna-dashboard for study {study_name} ({storage.redact(url)}): "
               f"http://{args.host}:{args.port}/dashboard/  (Ctrl-C stops it)"
               + (f"; its promoted trials, one study per rung: {', '.join(rungs)}" if rungs else ""),
               highlight=False, soft_wrap=True)
     try:
-        run_server(search.open_storage(storage), host=args.host, port=args.port)
+        run_server(storage.open_storage(url), host=args.host, port=args.port)
     except OSError as e:
         raise NasError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); pick another --port") from None
     except KeyboardInterrupt:
@@ -534,23 +536,36 @@ def add_data_args(p):
                    help="seed of the stratified train/validation split")
 
 
+def add_study(p, required: bool = True) -> None:
+    p.add_argument("--study", required=required, help=None if required else "study name (default: the space's name)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+
+
+def add_space(p) -> None:
+    p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
+
+
+def add_format(p, *more: str, help: str | None = None) -> None:
+    p.add_argument("--format", choices=["table", "json", *more], default="table", help=help)
+
+
 def parser() -> Parser:
     top = Parser(prog="nas", description="Neural architecture search for small, fast image classifiers.")
     top.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("spaces", help="list search spaces and their presets (params, MACs)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(p)
     p.set_defaults(func=cmd_spaces)
 
     p = sub.add_parser("data", help="class counts per split, pixel statistics, a picture of samples")
     add_data_args(p)
     p.add_argument("--out", help="where to write the samples picture (default studies/data-<dataset>.png)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(p)
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("train", help="train one architecture (a preset, an arch.json or a random draw)")
-    p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
+    add_space(p)
     p.add_argument("--preset", help="a named preset of the space, e.g. seed-structure-1")
     p.add_argument("--arch", help="JSON file with an arch dict (or {'arch': ..., 'recipe': ...})")
     p.add_argument("--recipe", help="JSON file with a recipe, or an export's arch.json (its recipe); flags "
@@ -576,17 +591,16 @@ def parser() -> Parser:
     p.add_argument("--latency-backend", choices=["onnxruntime", "torch"], default=SearchConfig.latency_backend)
     p.add_argument("--latency-threads", type=int, default=SearchConfig.latency_threads)
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(p)
     add_data_args(p)
     p.set_defaults(func=cmd_train)
 
     S = SearchConfig
     p = sub.add_parser("search", help="multi-objective architecture search into an Optuna study")
-    p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
+    add_space(p)
     p.add_argument("--trials", type=int, help="trials trained at rung 0 (completed or pruned) the study should hold; "
                                               "promotions come on top (default: 100, or unlimited with --minutes)")
-    p.add_argument("--study", help="study name (default: the space's name)")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    add_study(p, required=False)
     p.add_argument("--new", action="store_true", help="refuse to continue an existing study of this name")
     p.add_argument("--objectives", default=",".join(S.objectives), help="from accuracy, params, macs, latency")
     p.add_argument("--max-params", help=f"hard limit, e.g. 1M (default {S.max_params:.3g}, the seed's); 'none' for none")
@@ -613,24 +627,22 @@ def parser() -> Parser:
                                             "per core on a CPU, 1.66x one worker's throughput on 2 cores)")
     p.add_argument("--device", default=S.device, help="cpu, cuda, cuda:N or cuda:0,cuda:1 (one worker per GPU); "
                                                    "default: every visible GPU, else the CPU")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table", help="how to print the front")
+    add_format(p, "csv", help="how to print the front")
     add_data_args(p)
     p.set_defaults(func=cmd_search)
 
     for name, func, text in (("front", cmd_front, "the Pareto front of a study"),
                              ("plot", cmd_plot, "PNG pictures of a study's front and hypervolume")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--study", required=True)
-        p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+        add_study(p)
         if name == "front":
-            p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+            add_format(p, "csv")
         else:
             p.add_argument("--out", help="folder for the pictures (default studies/<study>/)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("export", help="retrain a trial on train + validation, test it once, write deployable files")
-    p.add_argument("--study", required=True)
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    add_study(p)
     p.add_argument("--trial", type=int, help="trial number (default: chosen by --pick)")
     p.add_argument("--pick", choices=PICKS, default=ExportConfig.pick,
                    help="best: most accurate trial on the front; knee: the front's balanced point (see README)")
@@ -649,25 +661,24 @@ def parser() -> Parser:
     p.add_argument("--data-dir", help="folder with the four IDX files")
     p.add_argument("--out", help="export folder (default studies/<study>/exports/trial-<n>)")
     p.add_argument("--force", action="store_true", help="replace an existing export folder")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("evaluate", help="re-check an export's test accuracy and latency from its files")
     p.add_argument("folder", help="an export folder, e.g. studies/resnet_like/exports/trial-42")
     p.add_argument("--data-dir", help="folder with the four IDX files")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_format(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="the top classes of image files, from an export folder alone (onnxruntime)")
     p.add_argument("export", help="an export folder, e.g. studies/resnet_like/exports/trial-42")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, WebP) or folders of them")
     p.add_argument("--top", type=int, default=3, help="classes shown per image, most likely first")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    add_format(p, "csv")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard on a study (loopback unless --host)")
-    p.add_argument("--study", required=True)
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///studies/<study>.db)")
+    add_study(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_dashboard)

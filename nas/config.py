@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nas.errors import UsageError
+
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nas" / "datasets"
 
 
 @dataclass(frozen=True)
@@ -276,3 +280,76 @@ class ExportConfig:
     def __post_init__(self):
         if self.epochs < 1 or (self.minutes is not None and not self.minutes > 0) or not 0 < self.subset <= 1:
             raise UsageError("--epochs must be >= 1, --minutes > 0 and --subset a fraction in (0, 1]")
+
+
+# ---------------------------------------------------------------- human units
+
+OBJECTIVES = {"accuracy": "maximize", "params": "minimize", "macs": "minimize", "latency": "minimize"}
+
+
+def parse_count(text: str, flag: str) -> float:
+    """'1M' -> 1e6, '300k' -> 3e5, '2.5G' -> 2.5e9, '12000' -> 12000."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", str(text))
+    if not m:
+        raise UsageError(f"{flag} {text!r} is not a count; write e.g. 1M, 300k, 2.5G or 12000")
+    return float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+
+
+def parse_ms(text: str, flag: str) -> float:
+    """'1ms' -> 1.0, '500us' -> 0.5, '0.002s' -> 2.0 (milliseconds)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s)\s*", str(text))
+    if not m:
+        raise UsageError(f"{flag} {text!r} is not a duration; write e.g. 1ms, 500us or 0.002s")
+    return float(m.group(1)) * {"us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names:
+        raise UsageError(f"unknown objective {unknown[0] if unknown else text!r}; choose from {', '.join(OBJECTIVES)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--objectives {text!r} names an objective twice")
+    if "accuracy" not in names:
+        raise UsageError(f"--objectives {text!r} must include accuracy (costs alone need no search)")
+    return ("accuracy", *(n for n in names if n != "accuracy"))  # accuracy first: values[0] everywhere
+
+
+# ---------------------------------------------------------------- what a model takes
+
+CLASSES = {
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "mnist": [str(i) for i in range(10)],
+    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+}
+# Fashion-MNIST's training-set pixel statistics (0-255), built into every model (`nas data` prints them)
+PIXEL_MEAN, PIXEL_STD = 72.94, 90.02
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a model takes and gives: raw pixels of this shape, scores for these classes."""
+
+    channels: int  # 1 grey, 3 RGB
+    size: int  # side of the square image, pixels
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, 0-255, of the training split: built into the model
+    std: tuple[float, ...]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.channels, self.size, self.size
+
+    def to_dict(self) -> dict:
+        return {"channels": self.channels, "size": self.size, "classes": list(self.classes),
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Inputs":
+        return cls(d["channels"], d["size"], tuple(d["classes"]), tuple(d["mean"]), tuple(d["std"]))
+
+
+def builtin_inputs(dataset: str = "fashion-mnist") -> Inputs:
+    """The built-in sets keep Fashion-MNIST's statistics, as every model built before own data did."""
+    return Inputs(1, 28, tuple(CLASSES[dataset]), (PIXEL_MEAN,), (PIXEL_STD,))

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas.config import DataConfig
+from nas.config import CACHE_DIR, CLASSES, DataConfig, Inputs, builtin_inputs
 from nas.errors import NasError, UsageError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nas" / "datasets"
 
 FILES = {  # split -> (images file, labels file), the official names
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -28,43 +27,7 @@ FILES = {  # split -> (images file, labels file), the official names
 }
 EXPECTED_COUNT = {"train": 60_000, "test": 10_000}
 
-CLASSES = {
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-    "mnist": [str(i) for i in range(10)],
-    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
-}
-# Fashion-MNIST's training-set pixel statistics (0-255), built into every model (`nas data` prints them)
-PIXEL_MEAN, PIXEL_STD = 72.94, 90.02
 TORCHVISION_CLASS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST", "kmnist": "KMNIST"}
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What a model takes and gives: raw pixels of this shape, scores for these classes."""
-
-    channels: int  # 1 grey, 3 RGB
-    size: int  # side of the square image, pixels
-    classes: tuple[str, ...]
-    mean: tuple[float, ...]  # per channel, 0-255, of the training split: built into the model
-    std: tuple[float, ...]
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.channels, self.size, self.size
-
-    def to_dict(self) -> dict:
-        return {"channels": self.channels, "size": self.size, "classes": list(self.classes),
-                "mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Inputs":
-        return cls(d["channels"], d["size"], tuple(d["classes"]), tuple(d["mean"]), tuple(d["std"]))
-
-
-def builtin_inputs(dataset: str = "fashion-mnist") -> Inputs:
-    """The built-in sets keep Fashion-MNIST's statistics, as every model built before own data did."""
-    return Inputs(1, 28, tuple(CLASSES[dataset]), (PIXEL_MEAN,), (PIXEL_STD,))
 
 
 @dataclass

@@ -13,15 +13,16 @@ import hashlib
 import json
 import shutil
 import subprocess
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from nas.config import PICKS, Augment, Budget, ExportConfig, parse_augment
+from nas.config import PICKS, Augment, Budget, DataConfig, ExportConfig, Inputs, builtin_inputs, parse_augment
 from nas.errors import NasError, UsageError
+from nas.records import Kind, StudySettings, TrialRecord
 
 def contract(inputs) -> tuple[dict, dict]:
     """What the exported model takes and gives, written into arch.json, metrics.json and the ONNX metadata."""
@@ -73,7 +74,6 @@ def exportable(study) -> dict:
     from optuna.trial import TrialState
 
     from nas.pruning import rungs_of
-    from nas.records import Kind, TrialRecord
 
     best = {}
     for rung, rung_study in enumerate(rungs_of(study)):
@@ -97,7 +97,7 @@ def knee(records: list, objectives: list[str]) -> object:
 
 def choose(study, number: int | None, pick: str):
     """The TrialRecord to export: trial `number` at its highest rung, or `pick` on the highest rung's front."""
-    from nas.search import front
+    from nas.results import front
 
     ok = exportable(study)
     on_front = front(study)
@@ -109,14 +109,15 @@ def choose(study, number: int | None, pick: str):
         if pick not in PICKS:
             raise UsageError(f"--pick {pick!r}: choose best or knee")
         top_rung = [r for r in on_front if r.rung == on_front[0].rung]  # compared at one budget only
-        return top_rung[0] if pick == "best" else knee(top_rung, study.user_attrs["nas"]["objectives"])
+        return top_rung[0] if pick == "best" else knee(top_rung, StudySettings.of(study).objectives)
     if number in ok:
         return ok[number]
-    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    by_number = {t.number: TrialRecord.of(t) for t in study.get_trials(deepcopy=False)}
     if number not in by_number:
         raise UsageError(f"study {study.study_name} has no trial {number}; choose one on {valid}")
-    kind = by_number[number].user_attrs.get("kind")
-    state = "infeasible (over a limit, never trained)" if kind == "infeasible" else by_number[number].state.name.lower()
+    kind = by_number[number].kind
+    state = ("infeasible (over a limit, never trained)" if kind == Kind.INFEASIBLE
+             else by_number[number].trial.state.name.lower())
     raise UsageError(f"trial {number} is {state} and cannot be exported; choose one on {valid}")
 
 
@@ -232,98 +233,139 @@ def prepare_folder(folder: Path, settings: dict, force: bool) -> None:
     saved.write_text(json.dumps(settings, indent=2))
 
 
-def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tuple[Path, dict]:
-    """Retrain the chosen trial on train + validation, write the files, score them on the test split."""
-    from safetensors.torch import save_file
+@dataclass(frozen=True)
+class Plan:
+    """What an export trains and writes, fixed before it starts."""
 
-    from nas import cores, data, measure, models, search, train
-    from nas.config import DataConfig, Recipe
-    from nas.report import plot_study
+    chosen: object  # the TrialRecord exported
+    objectives: tuple[str, ...]
+    recipe: object  # config.Recipe of the final training
+    data: DataConfig  # the study's data, on train + validation
+    inputs: Inputs  # the study's shape, classes and normalisation
+    folder: Path
 
-    study = search.load_study(config.study, config.storage)
+    @property
+    def contract(self) -> tuple[dict, dict]:
+        return contract(self.inputs)
+
+
+def plan(study, config: ExportConfig) -> Plan:
+    from nas.config import Recipe
+
     chosen = choose(study, config.trial, config.pick)
-    stored = study.user_attrs["nas"]
-    fidelity = stored["fidelity"]
-    arch = chosen.arch
+    settings = StudySettings.of(study)
     recipe = Recipe.from_dict(chosen.recipe)
     recipe = recipe.replace(epochs=config.epochs, seed=recipe.seed if config.seed is None else config.seed,
                             augment=final_augment(recipe.augment, config.augment, mirroring_allowed(chosen)))
-    folder = Path(config.out) if config.out else default_folder(config.study, chosen.number)
-    data_config = DataConfig(dataset=fidelity["dataset"], data_dir=config.data_dir, val_size=fidelity["val_size"],
-                             split_seed=fidelity["split_seed"], subset=config.subset,
-                             image_size=fidelity.get("image_size"), skip_bad=fidelity.get("skip_bad", False))
+    data_config = DataConfig(dataset=settings.dataset, data_dir=config.data_dir, val_size=settings.val_size,
+                             split_seed=settings.split_seed, subset=config.subset, image_size=settings.image_size,
+                             skip_bad=settings.skip_bad)
     # the study's own: shape, classes and the normalisation measured when it began
-    inputs = (data.Inputs.from_dict(stored["data"]["inputs"]) if "data" in stored
-              else data.builtin_inputs(fidelity["dataset"]))
-    given, gives = contract(inputs)
-    settings = {"study": config.study, "trial": chosen.number, "arch": arch, "recipe": recipe.to_dict(),
-                "data": data_config.__dict__ | {"data_dir": None}}
+    inputs = Inputs.from_dict(settings.inputs) if settings.inputs else builtin_inputs(settings.dataset)
+    folder = Path(config.out) if config.out else default_folder(config.study, chosen.number)
+    return Plan(chosen=chosen, objectives=settings.objectives, recipe=recipe, data=data_config, inputs=inputs,
+                folder=folder)
+
+
+def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tuple[Path, dict]:
+    """Retrain the chosen trial on train + validation, write the files, score them on the test split."""
+    from nas import data, models, storage
+    from nas.report import plot_study
+
+    study = storage.load_study(config.study, config.storage)
+    p = plan(study, config)
+    settings = {"study": config.study, "trial": p.chosen.number, "arch": p.chosen.arch, "recipe": p.recipe.to_dict(),
+                "data": p.data.__dict__ | {"data_dir": None}}
     if config.minutes:  # only then, so an unfinished export begun before --minutes existed still resumes
         settings["minutes"] = config.minutes
-    prepare_folder(folder, settings, config.force)
-    checkpoint = folder / "checkpoint"
-    resumed = (train.load_checkpoint(checkpoint, with_tensors=False) or {"epoch": 0})["epoch"]
-    length = f"{config.minutes:g} minutes" if config.minutes else f"{recipe.epochs} epochs"
-    say(f"exporting trial {chosen.number} of study {config.study} (its rung {chosen.rung} result: validation "
-        f"{chosen.accuracy:.4f} after {Budget(**chosen.fidelity)}): "
-        f"{models.summary(arch)}; "
-        f"{length} on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
-
+    prepare_folder(p.folder, settings, config.force)
     commit = git_commit()  # the code that trains, not whatever is checked out when the files are written
+    trained, result, splits = train_final(p, config, on_epoch, on_step, say)
+    recipe = p.recipe.replace(epochs=len(result.history))  # what a --minutes run managed (its last epoch cut short)
+    write_files(p, trained, recipe)
+    test, test_files = data.load_test(p.data)  # every choice is frozen: the test split is read now, once
+    scores = score_files(p.folder, test, config.latency_threads)
+    if scores["onnx_torch_agreement"] < 0.999:
+        raise NasError(f"onnxruntime and PyTorch agree on only {scores['onnx_torch_agreement']:.2%} of test images "
+                       f"(needs >= 99.9%); the export in {p.folder} is not trustworthy")
+    metrics = collect_metrics(p, config, trained, recipe, result, scores,
+                              {"git_commit": commit, "dataset_files_sha256": {**splits.files, **test_files}})
+    plot_study(study, p.objectives, p.folder, highlight=p.chosen.number, with_hypervolume=False)
+    (p.folder / "README.md").write_text(model_card(metrics, p.chosen.arch, models.summary(p.chosen.arch)))
+    (p.folder / "metrics.json").write_text(json.dumps(metrics, indent=2))  # written last: marks the export done
+    shutil.rmtree(p.folder / "checkpoint")
+    return p.folder, metrics
+
+
+def train_final(p: Plan, config: ExportConfig, on_epoch, on_step, say):
+    """The final training on train + validation, resumed from its checkpoint: (model, TrainResult, splits)."""
+    from nas import cores, data, models, train
+
+    checkpoint = p.folder / "checkpoint"
+    resumed = (train.load_checkpoint(checkpoint, with_tensors=False) or {"epoch": 0})["epoch"]
+    length = f"{config.minutes:g} minutes" if config.minutes else f"{p.recipe.epochs} epochs"
+    say(f"exporting trial {p.chosen.number} of study {config.study} (its rung {p.chosen.rung} result: validation "
+        f"{p.chosen.accuracy:.4f} after {Budget(**p.chosen.fidelity)}): {models.summary(p.chosen.arch)}; "
+        f"{length} on train + validation" + (f", resuming after epoch {resumed}" if resumed else ""))
     device = train.resolve_device(config.device)
-    splits = data.load(data_config, device=device, final=True)  # no test split while anything is chosen
-    speed = chosen.train_images_per_second  # measured while the search trained it
+    splits = data.load(p.data, device=device, final=True)  # no test split while anything is chosen
+    speed = p.chosen.train_images_per_second  # measured while the search trained it
     if speed and not config.minutes:
-        minutes = (recipe.epochs - resumed) * len(splits.train) / speed / 60
+        minutes = (p.recipe.epochs - resumed) * len(splits.train) / speed / 60
         say(f"expected training time: about {minutes:.0f} min at the {speed:.0f} images/s the search measured "
             f"(with --jobs, or on a busy machine, the search ran slower than an export alone)")
-    model = models.build(arch, inputs, seed=recipe.seed)
+    model = models.build(p.chosen.arch, p.inputs, seed=p.recipe.seed)
     with cores.training():
-        trained, result = train.train(model, splits, recipe, device, on_epoch=on_epoch, on_step=on_step,
+        trained, result = train.train(model, splits, p.recipe, device, on_epoch=on_epoch, on_step=on_step,
                                       checkpoint=checkpoint, compiled=config.compile,
                                       length=train.ByClock(config.minutes * 60) if config.minutes else None)
     if result.status == "diverged":
         raise NasError(f"final training diverged ({result.reason}); try --seed or a lower learning rate "
                        f"(the checkpoint is kept; --force starts over)")
-    recipe = recipe.replace(epochs=len(result.history))  # what a --minutes run managed (its last epoch cut short)
     trained = trained.float().cpu().to(memory_format=torch.contiguous_format).eval()  # as built, not as trained
-    deployed = models.deployable(trained, recipe.tta_flip)
+    return trained, result, splits
 
-    write_programs(deployed, folder, {"input": given, "output": gives, "dataset": dataset_name(data_config.dataset)})
-    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, folder / "weights.safetensors")
-    (folder / "arch.json").write_text(json.dumps({"arch": arch, "recipe": recipe.to_dict(),
-                                                  "tta_flip": recipe.tta_flip, "input": given,
-                                                  "output": gives, "inputs": inputs.to_dict()}, indent=2))
-    test, test_files = data.load_test(data_config)  # every choice is frozen: the test split is read now, once
-    scores = score_files(folder, test, config.latency_threads)
-    if scores["onnx_torch_agreement"] < 0.999:
-        raise NasError(f"onnxruntime and PyTorch agree on only {scores['onnx_torch_agreement']:.2%} of test images "
-                       f"(needs >= 99.9%); the export in {folder} is not trustworthy")
-    metrics = {
+
+def write_files(p: Plan, trained: nn.Module, recipe) -> None:
+    """model.onnx, model.pt2 (both with the flip TTA when the recipe uses it), weights and arch.json."""
+    from safetensors.torch import save_file
+
+    from nas import models
+
+    given, gives = p.contract
+    deployed = models.deployable(trained, recipe.tta_flip)
+    write_programs(deployed, p.folder, {"input": given, "output": gives, "dataset": dataset_name(p.data.dataset)})
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, p.folder / "weights.safetensors")
+    (p.folder / "arch.json").write_text(json.dumps({"arch": p.chosen.arch, "recipe": recipe.to_dict(),
+                                                    "tta_flip": recipe.tta_flip, "input": given, "output": gives,
+                                                    "inputs": p.inputs.to_dict()}, indent=2))
+
+
+def collect_metrics(p: Plan, config: ExportConfig, trained, recipe, result, scores: dict, provenance: dict) -> dict:
+    """metrics.json: the scores, what was trained and how, and where every input came from."""
+    from nas import measure, models, storage
+
+    given, gives = p.contract
+    deployed = models.deployable(trained, recipe.tta_flip)
+    return {
         "test_acc": scores["test_acc_onnxruntime"], **scores,
         "params": measure.count_params(trained), "macs": measure.count_macs(deployed)[0],  # what runs per image
         "macs_per_pass": measure.count_macs(trained)[0],  # half of "macs" when the flip TTA also runs the mirror
         "train_acc": result.history[-1]["train_acc"], "epochs": recipe.epochs, "batch_size": recipe.batch_size,
         "minutes_limit": config.minutes,
         "train_seconds": round(result.seconds, 1), "seconds_per_epoch": round(result.seconds / recipe.epochs, 2),
-        "train_images": len(splits.train), "precision": result.precision, "device": str(device),
-        "search_val_acc": chosen.accuracy, "search_rung": chosen.rung, "search_fidelity": chosen.fidelity,
-        "classes": list(inputs.classes), "input": given, "output": gives, "tta_flip": recipe.tta_flip,
-        "dataset_name": dataset_name(data_config.dataset), "normalisation": {"mean": inputs.mean, "std": inputs.std},
+        "train_images": result.train_images, "precision": result.precision, "device": result.device,
+        "search_val_acc": p.chosen.accuracy, "search_rung": p.chosen.rung, "search_fidelity": p.chosen.fidelity,
+        "classes": list(p.inputs.classes), "input": given, "output": gives, "tta_flip": recipe.tta_flip,
+        "dataset_name": dataset_name(p.data.dataset), "normalisation": {"mean": p.inputs.mean, "std": p.inputs.std},
         "history": result.history,
-        "provenance": {"versions": versions(), "git_commit": commit, "study": config.study,
-                       "storage": search.redact(config.storage), "trial": chosen.number, "recipe_seed": recipe.seed,
-                       "split_seed": data_config.split_seed, "dataset": data_config.dataset,
-                       "image_size": data_config.image_size, "skip_bad": data_config.skip_bad,
-                       "dataset_files_sha256": {**splits.files, **test_files},
-                       "files_sha256": {name: sha256(folder / name) for name in
+        "provenance": {"versions": versions(), **provenance, "study": config.study,
+                       "storage": storage.redact(config.storage), "trial": p.chosen.number, "recipe_seed": recipe.seed,
+                       "split_seed": p.data.split_seed, "dataset": p.data.dataset,
+                       "image_size": p.data.image_size, "skip_bad": p.data.skip_bad,
+                       "files_sha256": {name: sha256(p.folder / name) for name in
                                         ("model.onnx", "model.pt2", "weights.safetensors", "arch.json")}},
     }
-    plot_study(study, stored["objectives"], folder, highlight=chosen.number, with_hypervolume=False)
-    (folder / "README.md").write_text(model_card(metrics, arch, models.summary(arch)))
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))  # written last: marks the export done
-    shutil.rmtree(checkpoint)
-    return folder, metrics
 
 
 def model_card(m: dict, arch: dict, summary: str) -> str:

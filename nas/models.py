@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from nas.blocks import ACTIVATIONS, BLOCKS, Normalize, conv_bn
-from nas.data import Inputs, builtin_inputs
+from nas.config import Inputs, builtin_inputs
 from nas.errors import UsageError
 
 

@@ -26,9 +26,9 @@ def _backend(study):
     return inner if isinstance(inner, RDBStorage) else None
 
 
-def _swap_state(study, trial_id: int, old, new, reason: str | None = None) -> bool:
-    """Set the trial's state to `new` only where it is still `old`, with a fail_reason user attribute in the
-    same transaction when given; True for the process that did."""
+def _swap_state(study, trial_id: int, old, new, notes: dict | None = None) -> bool:
+    """Set the trial's state to `new` only where it is still `old`, with the user attributes `notes` in the
+    same transaction; True for the process that did."""
     import sqlalchemy
     from optuna.storages._rdb.models import TrialModel, TrialUserAttributeModel
     from optuna.trial import TrialState
@@ -40,11 +40,9 @@ def _swap_state(study, trial_id: int, old, new, reason: str | None = None) -> bo
     with _backend(study).engine.begin() as connection:
         changed = connection.execute(sqlalchemy.update(trials).where(
             trials.c.trial_id == trial_id, trials.c.state == old).values(**values)).rowcount == 1
-        if changed and reason is not None:
-            mine = (attrs.c.trial_id == trial_id) & (attrs.c.key == "fail_reason")
-            connection.execute(sqlalchemy.delete(attrs).where(mine))
-            connection.execute(sqlalchemy.insert(attrs).values(trial_id=trial_id, key="fail_reason",
-                                                               value_json=json.dumps(reason)))
+        for key, value in (notes or {}).items() if changed else ():
+            connection.execute(sqlalchemy.delete(attrs).where((attrs.c.trial_id == trial_id) & (attrs.c.key == key)))
+            connection.execute(sqlalchemy.insert(attrs).values(trial_id=trial_id, key=key, value_json=json.dumps(value)))
     return changed
 
 
@@ -63,19 +61,30 @@ def take_waiting(study):
     return None if trial_id is None else optuna.Trial(study, trial_id)
 
 
-def fail_running(study, trial, reason: str) -> bool:
-    """Fail a RUNNING trial (a FrozenTrial of `study`) with its reason; True only for the one process that
-    did, so that only it queues the trial again."""
+def fail_running(study, trial, notes: dict) -> bool:
+    """Fail a RUNNING trial (a FrozenTrial of `study`), writing the user attributes `notes` (its reason);
+    True only for the one process that did, so that only it queues the trial again."""
     from optuna.trial import TrialState
 
     if _backend(study) is not None:
-        failed = _swap_state(study, trial._trial_id, TrialState.RUNNING, TrialState.FAIL, reason)
+        failed = _swap_state(study, trial._trial_id, TrialState.RUNNING, TrialState.FAIL, notes)
     else:  # in memory: one process, so reading then writing cannot race
         failed = study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+        for key, value in notes.items() if failed else ():
+            study._storage.set_trial_user_attr(trial._trial_id, key, value)
         if failed:
-            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     return failed
+
+
+def stale_running(study) -> list:
+    """The RUNNING trials (FrozenTrials) whose heartbeat is older than the storage's grace period: their worker
+    stopped beating, killed or cut off on another machine. Optuna's own fail_stale_trials fails them with a
+    read-then-write, which two recovering workers can both pass on SQLite; nas fails them with fail_running."""
+    backend = _backend(study)
+    if backend is None or backend.heartbeat_interval is None:
+        return []
+    return [study._storage.get_trial(trial_id) for trial_id in backend._get_stale_trial_ids(study._study_id)]
 
 
 def trial_by_number(study, number: int):
@@ -94,11 +103,19 @@ def beat(trial) -> None:
     trial.storage.record_heartbeat(trial._trial_id)
 
 
-def set_constraints(trial, values: list[float]) -> None:
-    """The list form of a trial's constraints, beside Optuna 5's public Trial.set_constraint() (which writes
-    one "constraints:<name>" attribute each): optuna-dashboard 0.21 reads only this list, and without it
-    lists infeasible trials as best."""
-    trial.storage.set_trial_system_attr(trial._trial_id, "constraints", list(values))
+def record_constraints(trial, constraints: dict[str, float]) -> None:
+    """Optuna 5's named constraints (public Trial.set_constraint(), one "constraints:<name>" attribute each),
+    plus the older list form: optuna-dashboard 0.21 reads only the list, and without it lists infeasible
+    trials as best. Optuna reads both (the list's entries appear as "0", "1", ...)."""
+    for name, value in constraints.items():
+        trial.set_constraint(name, value)
+    if constraints:
+        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", list(constraints.values()))
+
+
+def named_constraints(t) -> dict[str, float]:
+    """A FrozenTrial's constraints by name, without the list form's copies ("0", "1", ...)."""
+    return {k: v for k, v in t.constraints.items() if not k.isdigit()}
 
 
 def hypervolume(losses, reference) -> float:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas import records
 from nas.optuna_adapter import add_trial, storage, take_waiting, trial_by_number
+from nas.records import Kind, TrialRecord
 
 
 def dominates(a: np.ndarray, b: np.ndarray) -> bool:
@@ -115,11 +117,11 @@ class Ladder:
             rung = optuna.create_study(study_name=rung_study_name(study.study_name, k), storage=storage(study),
                                        directions=study.directions, load_if_exists=True,
                                        sampler=optuna.samplers.RandomSampler())
-            if "rung" not in rung.user_attrs:
+            if records.rung_budget(rung) is None:
                 if study.metric_names:
                     rung.set_metric_names(study.metric_names)
-                rung.set_user_attr("rung", {"rung": k, "of": study.study_name, "epochs": budget.epochs,
-                                            "subset": budget.subset})
+                records.write_rung_budget(rung, {"rung": k, "of": study.study_name, "epochs": budget.epochs,
+                                                 "subset": budget.subset})
             self.studies.append(rung)
 
     def claim(self, fits=None) -> Promotion | None:
@@ -147,11 +149,11 @@ class Ladder:
             due = [root for root in self._due(k) if fits is None or fits(root, k)]
             if not due:
                 return None
-            self.queue(study, due[0], {"root": due[0].number})
+            self.queue(study, due[0], root=due[0].number)
             trial = take_waiting(study)  # ours, or another worker's queued at the same moment
             if trial is None:
                 return None
-        root = self._root(trial.user_attrs["root"])
+        root = self._root(records.stored(trial).root)
         if self._claimed_earlier(study, trial):
             return self._drop_duplicate(study, trial, k, fits)
         return Promotion(rung=k, trial=trial, root=root)
@@ -162,12 +164,11 @@ class Ladder:
 
         below = self.studies[k - 1]
         trials = below.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        done = [t for t in trials if t.user_attrs.get("kind") in ("trained", "reference")
-                and all(v <= 0 for v in t.constraints.values())]
+        done = [t for t in trials if (r := TrialRecord.of(t)).trained and r.feasible]
         kept = int(len(done) // self.eta)
         top = [done[i] for i in ranked([tuple(t.values) for t in done])[:kept]] if kept and done else []
-        seen = {t.user_attrs.get("root") for t in self.studies[k].get_trials(deepcopy=False)}
-        roots = [t.user_attrs.get("root", t.number) for t in top]
+        seen = {records.stored(t).root for t in self.studies[k].get_trials(deepcopy=False)}
+        roots = [TrialRecord.of(t).number for t in top]
         # at most floor(n / eta) promoted in all: once the top has changed, those promoted earlier still count
         return [self._root(r) for r in roots if r not in seen][:max(0, kept - len(seen))]
 
@@ -175,26 +176,28 @@ class Ladder:
         return trial_by_number(self.studies[0], number)
 
     @staticmethod
-    def queue(study, like, attrs: dict) -> None:
-        """Queue a trial with the params of `like` (a root, or a promotion to run again) into `study`."""
+    def queue(study, like, **fields) -> None:
+        """Queue a trial with the params of `like` (a root, or a promotion to run again) into `study`, with
+        `like`'s root and preset and the stored `fields` given."""
         from optuna.trial import TrialState, create_trial
 
-        kept = {k: like.user_attrs[k] for k in ("root", "preset") if k in like.user_attrs}
+        was = records.stored(like)
         template = create_trial(state=TrialState.WAITING, params=like.params, distributions=like.distributions,
-                                user_attrs={**kept, **attrs})
+                                user_attrs=records.attrs(root=was.root, preset=was.preset) | records.attrs(**fields))
         add_trial(study, template)
 
     @staticmethod
     def _claimed_earlier(study, trial) -> bool:
         from optuna.trial import TrialState
 
-        root = trial.user_attrs["root"]
-        return any(t.user_attrs.get("root") == root and t.number < trial.number and t.state != TrialState.FAIL
+        root = records.stored(trial).root
+        return any(records.stored(t).root == root and t.number < trial.number and t.state != TrialState.FAIL
                    for t in study.get_trials(deepcopy=False))
 
     def _drop_duplicate(self, study, trial, k: int, fits) -> Promotion | None:
         from optuna.trial import TrialState
 
-        trial.set_user_attr("fail_reason", "promoted at the same moment by another worker, which trains it")
+        records.write(trial, fail_reason="promoted at the same moment by another worker, which trains it",
+                      kind=Kind.FAILED)
         study.tell(trial, state=TrialState.FAIL)
         return self._claim_at(k, fits)

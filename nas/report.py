@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
+from nas import records
+from nas.records import Kind, TrialRecord
+
 
 def fmt_count(n: float) -> str:
     """11172810 -> '11.17M'; 456769024 -> '456.8M'."""
@@ -118,7 +121,7 @@ def hypervolume(points: list, objectives) -> float:
 
 
 def front_rows(records, val_size: int) -> list[dict]:
-    """One plain dict per front record (see search.front): what `nas front` shows and prints as JSON/CSV."""
+    """One plain dict per front record (see results.front): what `nas front` shows and prints as JSON/CSV."""
     rows = []
     for r in records:
         acc = r.accuracy
@@ -145,22 +148,18 @@ def front_table(rows: list[dict], title: str) -> Table:
 
 def _groups(rung_study, objectives) -> dict[str, list]:
     """A rung's trials as (record, accuracy) by how they are drawn: trained, front, pruned, ..."""
-    from optuna.trial import TrialState
-
-    from nas.records import Kind, TrialRecord
-
     on_front = {t.number for t in rung_study.best_trials}
     groups = {"trained": [], "front": [], "pruned": [], "infeasible": [], "reference": []}
     for t in rung_study.get_trials(deepcopy=False):
         r = TrialRecord.of(t)
-        curve = t.user_attrs.get("curve") or []
+        curve = r.curve or []
         if r.macs is None or r.kind == Kind.REUSED:
             continue
         if r.kind == Kind.INFEASIBLE:
             groups["infeasible"].append((r, None))
-        elif t.state == TrialState.PRUNED and curve:
+        elif r.kind == Kind.PRUNED and curve:
             groups["pruned"].append((r, curve[-1][1]))
-        elif t.state == TrialState.COMPLETE:
+        elif r.kind in (Kind.TRAINED, Kind.REFERENCE):
             acc = r.accuracy if objectives[0] == "accuracy" else (curve[-1][1] if curve else None)
             name = "reference" if r.kind == Kind.REFERENCE else "front" if t.number in on_front else "trained"
             groups[name].append((r, acc))
@@ -208,7 +207,6 @@ def plot_study(study, objectives, folder: Path, highlight: int | None = None,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from optuna.trial import TrialState
 
     from nas.pruning import rungs_of
 
@@ -216,7 +214,7 @@ def plot_study(study, objectives, folder: Path, highlight: int | None = None,
     rungs = [(k, s) for k, s in enumerate(rungs_of(study)) if k == 0 or s.get_trials(deepcopy=False)][::-1]
     fig, axes = plt.subplots(len(rungs), 2, figsize=(12, 4.8 * len(rungs)), squeeze=False)
     for row, (k, rung_study) in zip(axes, rungs):
-        budget = rung_study.user_attrs.get("rung") or study.user_attrs.get("nas", {}).get("fidelity", {})
+        budget = records.rung_budget(rung_study) or records.StudySettings.of(study).budget
         label = f"rung {k}: {budget.get('epochs', '?')} epochs on {budget.get('subset', 1):.0%}"
         _scatter_rung(row, _groups(rung_study, objectives), highlight, label)
     trials = study.get_trials(deepcopy=False)
@@ -232,7 +230,7 @@ def plot_study(study, objectives, folder: Path, highlight: int | None = None,
     done, hv, when = [], [], []
     start = min((t.datetime_start for t in trials if t.datetime_start), default=None)
     for t in sorted(trials, key=lambda t: t.number):
-        if t.state == TrialState.COMPLETE and t.user_attrs.get("kind") == "trained":
+        if TrialRecord.of(t).kind == Kind.TRAINED:
             done.append(t.values)
             hv.append(hypervolume(done, objectives))
             when.append((t.datetime_complete - start).total_seconds() / 60)
@@ -264,7 +262,7 @@ def time_spent(studies) -> tuple[list[dict], float]:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
             row["trials"] += 1
             row["failed"] += t.state == TrialState.FAIL
-            for part, seconds in (t.user_attrs.get("seconds") or {}).items():
+            for part, seconds in (records.stored(t).seconds or {}).items():
                 row[part] = row.get(part, 0.0) + seconds
             starts += [t.datetime_start] if t.datetime_start else []
             ends += [t.datetime_complete] if t.datetime_complete else []
@@ -324,7 +322,7 @@ class SearchDisplay:
     def __call__(self, event: str, **info):
         p = self.progress
         if event == "end" and self.clock:
-            self.clock.finished(info.get("rung") or 0, info["kind"] in ("trained", "pruned", "reference"))
+            self.clock.finished(info.get("rung") or 0, info["kind"] in (Kind.TRAINED, Kind.PRUNED, Kind.REFERENCE))
         if self.clock and (left := self.clock.seconds_left()) is not None:
             p.update(self.trials, left=f"~{fmt_duration(left)} left")
         if event in ("start", "step") and "worker" in info:
@@ -336,15 +334,16 @@ class SearchDisplay:
         elif event == "step":
             p.update(self.epoch, completed=info["epoch"] - 1 + info["step"] / info["steps"])
         elif event == "end":
-            what = info["kind"]
-            self.tally["promoted" if rung and what != "failed" else "completed" if what == "trained" else what] += 1
-            if what in ("trained", "pruned") and not rung:
+            what = Kind(info["kind"])
+            self.tally["promoted" if rung and what != Kind.FAILED else "completed" if what == Kind.TRAINED
+                       else what.value] += 1
+            if what in (Kind.TRAINED, Kind.PRUNED) and not rung:
                 p.advance(self.trials)
             p.update(self.epoch, visible=False)
             p.update(self.trials, info=self._counts())
             line = f"trial {info['number']}{rung}: {what}" + (f" (worker {info['worker']})" if "worker" in info else "")
             if "acc" in info:
-                line += f"  val acc {info['acc']:.4f}" + (f" at epoch {info['epoch']}" if what == "pruned" else "")
+                line += f"  val acc {info['acc']:.4f}" + (f" at epoch {info['epoch']}" if what == Kind.PRUNED else "")
             if "costs" in info:
                 c = info["costs"]
                 line += f"  params {fmt_count(c['params'])}  MACs {fmt_count(c['macs'])}  latency {c['latency_ms']:.3f} ms"
@@ -352,7 +351,7 @@ class SearchDisplay:
                 line += f"  ({info['reason']})"
             p.console.print(line, highlight=False)
             trained = self.tally["completed"] + self.tally["pruned"]
-            if self.front_source and what in ("trained", "pruned") and not rung and trained % self.FRONT_EVERY == 0:
+            if self.front_source and what in (Kind.TRAINED, Kind.PRUNED) and not rung and trained % self.FRONT_EVERY == 0:
                 p.console.print(front_table(*self.front_source()))
         elif event == "timeout":
             p.console.print("--minutes reached: no new trial or promotion started")

@@ -43,7 +43,7 @@ class Source:
 
 
 def cache_root() -> Path:
-    from nas.data import CACHE_DIR
+    from nas.config import CACHE_DIR
 
     return CACHE_DIR.parent / "images"
 

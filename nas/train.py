@@ -37,6 +37,8 @@ class TrainResult:
     precision: str = "fp32"
     reason: str = ""
     batch: int = 0  # images per optimiser step
+    train_images: int = 0  # images per epoch
+    device: str = ""
 
     @property
     def val_acc(self) -> float:
@@ -287,94 +289,123 @@ def train(model: nn.Module, data: Splits, recipe: Recipe, device: str | torch.de
     tens of seconds of compilation up front, so worth it for long runs only; see benchmarks/compile_speed.py).
     The returned model is the EMA model when recipe.ema > 0.
     """
-    length = length or ByEpochs(recipe.epochs)
-    device = resolve_device(device) if isinstance(device, str) else device
-    precision = pick_precision(device, precision)
-    torch.manual_seed(recipe.seed)
-    gen = torch.Generator(device=device).manual_seed(recipe.seed)
-    model = model.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, recipe)
-    if compiled and device.type == "cpu" and not any(map(shutil.which, (os.environ.get("CXX", "g++"), "clang++"))):
-        raise UsageError("--compile needs a C++ compiler and Python's headers on a CPU; install them "
-                         "(Debian: apt-get install g++ python3-dev) or leave --compile out")
-    # same parameters: EMA and checkpoints see no difference. dynamic=False: progressive resizing gives a few
-    # fixed sizes, and one static graph each is faster than one dynamic graph for all
-    forward = torch.compile(model, dynamic=False) if compiled else model
-    images, labels = data.train.images, data.train.labels
-    n = len(labels)
-    batch = min(recipe.batch_size, n)
-    steps = n // batch  # drop the ragged last batch: steady shapes, steady BN statistics
-    result = TrainResult(status="completed", precision=precision, batch=batch)
-    start = time.perf_counter()  # of the current epoch
-
-    def spent() -> float:  # training seconds so far, this epoch included
-        return result.seconds + time.perf_counter() - start
-
-    # the scheduler's step counter (last_epoch) counts optimiser steps over the whole run
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: length.lr_factor(s, spent(), steps, recipe))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="none")
-    ema = EMA(model, recipe.ema) if recipe.ema > 0 else None
-    epoch = 1
+    run = Run(model, data.train, recipe, device, precision, compiled, length or ByEpochs(recipe.epochs))
     if checkpoint and (saved := load_checkpoint(checkpoint)):
-        epoch = restore_state(saved, model, ema, optimizer, schedule, gen, result)
+        run.epoch = restore_state(saved, run.model, run.ema, run.optimizer, run.schedule, run.gen, run.result)
+    while run.result.status == "completed" and not run.finished(run.result.seconds):
+        metrics = run.one_epoch(on_step)
+        if metrics is not None:  # None: diverged
+            metrics["val_acc"] = run.score(data.val, eval_epochs)
+            run.result.history.append(metrics)
+            if checkpoint:
+                save_checkpoint(checkpoint, run.model, run.ema, run.optimizer, run.schedule, run.gen, run.result)
+            if on_epoch and on_epoch(run.epoch, metrics):
+                run.result.status = "stopped"
+            run.epoch += 1
+    return run.scored, run.result
 
-    while not length.finished(schedule.last_epoch, result.seconds, steps):
-        model.train()
-        start = time.perf_counter()
-        side = training_side(length.progress(schedule.last_epoch, result.seconds, steps), images.shape[-1], recipe)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        order = torch.randperm(n, device=device, generator=gen)
-        for step in range(steps):
-            idx = order[step * batch:(step + 1) * batch]
-            x = augment.apply(images[idx], recipe.augment, gen)
-            y = labels[idx]
-            own = None
-            if recipe.augment.cutmix:
-                x, own = augment.cutmix(x, recipe.augment.cutmix, gen)
-            x = x.float()
-            if side != x.shape[-1]:  # antialiased, as a camera further away would see it
-                x = nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision):
-                logits = forward(x).float()
-                per_sample = loss_fn(logits, y)
-                if own is not None:  # CutMix: each label weighted by its share of the pixels
-                    per_sample = own * per_sample + (1 - own) * loss_fn(logits, y.roll(1, 0))
-                loss = per_sample.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            if ema:
-                ema.update()
-            loss_sum += loss.detach()
-            correct += (logits.argmax(1) == y).sum()
+
+class Run:
+    """One training's state: the model, its optimiser, schedule and EMA, and where it stands."""
+
+    def __init__(self, model: nn.Module, split: Split, recipe: Recipe, device, precision: str, compiled: bool,
+                 length: ByEpochs | ByClock):
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.precision = pick_precision(self.device, precision)
+        if compiled and self.device.type == "cpu" and not any(map(shutil.which, (os.environ.get("CXX", "g++"), "clang++"))):
+            raise UsageError("--compile needs a C++ compiler and Python's headers on a CPU; install them "
+                             "(Debian: apt-get install g++ python3-dev) or leave --compile out")
+        torch.manual_seed(recipe.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(recipe.seed)
+        self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model, recipe)
+        # same parameters: EMA and checkpoints see no difference. dynamic=False: progressive resizing gives a
+        # few fixed sizes, and one static graph each is faster than one dynamic graph for all
+        self.forward = torch.compile(self.model, dynamic=False) if compiled else self.model
+        self.split, self.recipe, self.length = split, recipe, length
+        self.batch = min(recipe.batch_size, len(split.labels))
+        self.steps = len(split.labels) // self.batch  # drop the ragged last batch: steady shapes and BN statistics
+        self.result = TrainResult(status="completed", precision=self.precision, batch=self.batch,
+                                  train_images=len(split.labels), device=str(self.device))
+        self.started = time.perf_counter()  # of the current epoch
+        # the scheduler's step counter (last_epoch) counts optimiser steps over the whole run
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: length.lr_factor(s, self.spent(), self.steps, recipe))
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing, reduction="none")
+        self.ema = EMA(self.model, recipe.ema) if recipe.ema > 0 else None
+        self.epoch = 1
+
+    @property
+    def scored(self) -> nn.Module:
+        return self.ema.model if self.ema else self.model
+
+    def spent(self) -> float:
+        """Training seconds so far, the current epoch included."""
+        return self.result.seconds + time.perf_counter() - self.started
+
+    def finished(self, seconds: float) -> bool:
+        return self.length.finished(self.schedule.last_epoch, seconds, self.steps)
+
+    def one_epoch(self, on_step) -> dict | None:
+        """Train one epoch (a clock run's last one cut short); its metrics, or None when the loss diverged."""
+        self.model.train()
+        self.started = time.perf_counter()
+        progress = self.length.progress(self.schedule.last_epoch, self.result.seconds, self.steps)
+        side = training_side(progress, self.split.images.shape[-1], self.recipe)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        order = torch.randperm(len(self.split.labels), device=self.device, generator=self.gen)
+        done = 0
+        while done < self.steps and self.result.status == "completed":
+            loss, right = self.step(order[done * self.batch:(done + 1) * self.batch], side)
+            loss_sum += loss
+            correct += right
+            done += 1
             if on_step:
-                on_step(epoch, step + 1, steps)
+                on_step(self.epoch, done, self.steps)
             cores.let_timing_in()  # a latency timing waiting for the cores gets them now, for seconds
-            if (step % 20 == 0 or step == steps - 1) and not torch.isfinite(loss_sum):
-                result.status, result.reason = "diverged", f"loss became {loss_sum.item()} in epoch {epoch}, step {step + 1}"
-                return (ema.model if ema else model), result
-            if length.finished(schedule.last_epoch, spent(), steps):  # a clock run's last epoch, cut short
+            if (done % 20 == 1 or done == self.steps) and not torch.isfinite(loss_sum):
+                self.result.status = "diverged"
+                self.result.reason = f"loss became {loss_sum.item()} in epoch {self.epoch}, step {done}"
+            elif self.finished(self.spent()):  # a clock run's last epoch, cut short
                 break
-        done = step + 1
-        seconds = time.perf_counter() - start
-        result.seconds += seconds
-        scored = ema.model if ema else model
-        last = length.finished(schedule.last_epoch, result.seconds, steps)
-        scoring = data.val is not None and (eval_epochs is None or epoch in eval_epochs or last)
-        scoring_started = time.perf_counter()
-        val_acc = accuracy(scored, data.val, recipe.tta_flip, precision) if scoring else None
-        result.score_seconds += time.perf_counter() - scoring_started
-        metrics = {"epoch": epoch, "train_loss": loss_sum.item() / done, "train_acc": correct.item() / (done * batch),
-                   "val_acc": val_acc,
-                   "seconds": seconds, "lr": optimizer.param_groups[0]["lr"], "steps": done, "side": side}
-        result.history.append(metrics)
-        if checkpoint:
-            save_checkpoint(checkpoint, model, ema, optimizer, schedule, gen, result)
-        if on_epoch and on_epoch(epoch, metrics):
-            result.status = "stopped"
-            break
-        epoch += 1
-    return (ema.model if ema else model), result
+        seconds = time.perf_counter() - self.started
+        self.result.seconds += seconds
+        return None if self.result.status == "diverged" else {
+            "epoch": self.epoch, "train_loss": loss_sum.item() / done, "train_acc": correct.item() / (done * self.batch),
+            "val_acc": None, "seconds": seconds, "lr": self.optimizer.param_groups[0]["lr"], "steps": done,
+            "side": side}
+
+    def step(self, idx: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on the images `idx`, augmented and resized to `side`: (loss, correct)."""
+        x = augment.apply(self.split.images[idx], self.recipe.augment, self.gen)
+        y = self.split.labels[idx]
+        own = None
+        if self.recipe.augment.cutmix:
+            x, own = augment.cutmix(x, self.recipe.augment.cutmix, self.gen)
+        x = x.float()
+        if side != x.shape[-1]:  # antialiased, as a camera further away would see it
+            x = nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            logits = self.forward(x).float()
+            per_sample = self.loss_fn(logits, y)
+            if own is not None:  # CutMix: each label weighted by its share of the pixels
+                per_sample = own * per_sample + (1 - own) * self.loss_fn(logits, y.roll(1, 0))
+            loss = per_sample.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        if self.ema:
+            self.ema.update()
+        return loss.detach(), (logits.argmax(1) == y).sum()
+
+    def score(self, val: Split | None, eval_epochs: set[int] | None) -> float | None:
+        """Validation accuracy after this epoch, if it is a scoring epoch (or the last)."""
+        last = self.finished(self.result.seconds)
+        started = time.perf_counter()
+        scoring = val is not None and (eval_epochs is None or self.epoch in eval_epochs or last)
+        val_acc = accuracy(self.scored, val, self.recipe.tta_flip, self.precision) if scoring else None
+        self.result.score_seconds += time.perf_counter() - started
+        return val_acc

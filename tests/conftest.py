@@ -23,6 +23,22 @@ def wait_for(condition, what: str, seconds: float = 180):
     raise AssertionError(f"waited {seconds:g} s for {what}")
 
 
+def first_running(storage, study_name, caught, seconds=180):
+    """(study, trial): the first RUNNING trial of the study for which caught(trial) holds, polled."""
+    import optuna
+    from optuna.trial import TrialState
+
+    def found():
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:  # not created yet
+            return None
+        victim = next((t for t in study.trials if t.state == TrialState.RUNNING and caught(t)), None)
+        return victim and (study, victim)
+
+    return wait_for(found, f"a running trial of {study_name} to catch", seconds)
+
+
 def write_idx(path: Path, array: np.ndarray, gz: bool = False, magic: bytes | None = None) -> Path:
     """Write an IDX file the way the official ones are laid out (big-endian dims, ubyte data)."""
     header = (magic or bytes([0, 0, 0x08, array.ndim])) + b"".join(d.to_bytes(4, "big") for d in array.shape)

@@ -5,12 +5,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import optuna
 import pytest
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, wait_for
 
 
 def free_port() -> int:
@@ -27,14 +26,15 @@ def dashboard(tiny_study):
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def listed():
+        assert proc.poll() is None, proc.stderr.read()
         try:
-            studies = json.load(urllib.request.urlopen(f"{url}/api/studies", timeout=2))["study_summaries"]
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
-            time.sleep(0.3)
+            return json.load(urllib.request.urlopen(f"{url}/api/studies", timeout=2))["study_summaries"]
+        except OSError:  # not listening yet
+            return None
+
+    studies = wait_for(listed, "the dashboard to answer", 60)
     yield proc, f"{url}/dashboard/studies/{studies[0]['study_id']}", optuna.load_study(study_name=name, storage=storage)
     if proc.poll() is None:
         proc.kill()
@@ -52,15 +52,16 @@ def test_dashboard_shows_metric_names_front_and_infeasible_trials(dashboard):
     browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
         browser.get(url)
-        traces = {}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "Best Trial" not in traces:  # plotly renders after the API answers
-            time.sleep(0.5)
+
+        def front_traces():  # plotly renders after the API answers
             # the first plot on the study page is the Pareto front: {hover label: number of points}
             traces = browser.execute_script(
                 "const p = document.querySelector('.js-plotly-plot'); if (!p || !p.data) return {};"
                 "return Object.fromEntries(p.data.filter(t => t.hovertemplate)"
                 ".map(t => [t.hovertemplate.match(/<extra>(.*)<\\/extra>/)[1], (t.x || []).length]));")
+            return traces if "Best Trial" in traces else None
+
+        traces = wait_for(front_traces, "the front's plot with its best trials", 60)
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
         text = browser.find_element("tag name", "body").text

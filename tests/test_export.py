@@ -3,10 +3,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
+from conftest import wait_for
 from optuna.trial import TrialState
 
 from nas import export, train
@@ -100,9 +100,8 @@ def test_an_interrupted_export_resumes_and_ends_where_an_uninterrupted_one_does(
     cmd = [sys.executable, "-m", "nas", *args, "--out", str(tmp_path / "b")]
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
     checkpoint = tmp_path / "b" / "checkpoint"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (train.load_checkpoint(checkpoint, with_tensors=False) or {"epoch": 0})["epoch"] < 1:
-        time.sleep(0.05)
+    wait_for(lambda: (train.load_checkpoint(checkpoint, with_tensors=False) or {"epoch": 0})["epoch"] >= 1,
+             "the export's first checkpoint", 120)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = train.load_checkpoint(checkpoint, with_tensors=False)["epoch"]

@@ -8,14 +8,14 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from test_workers import POSTGRES
 
-from nas import optuna_adapter, search
+from nas import optuna_adapter, storage
 
 WAITING = 60  # trials queued for the racing processes to take
 RACERS = 4
 
 
 def queued_study(url: str, name: str):
-    study = optuna.create_study(study_name=name, storage=search.open_storage(url))
+    study = optuna.create_study(study_name=name, storage=storage.open_storage(url))
     for n in range(WAITING):
         optuna_adapter.add_trial(study, create_trial(state=TrialState.WAITING, user_attrs={"n": n}))
     return study
@@ -23,7 +23,7 @@ def queued_study(url: str, name: str):
 
 def take_all(url: str, name: str, barrier, out) -> None:
     """One racing process: take waiting trials until none is left; report their numbers."""
-    study = optuna.load_study(study_name=name, storage=search.open_storage(url))
+    study = optuna.load_study(study_name=name, storage=storage.open_storage(url))
     barrier.wait()  # all start at the same moment
     taken = []
     while (trial := optuna_adapter.take_waiting(study)) is not None:
@@ -33,10 +33,10 @@ def take_all(url: str, name: str, barrier, out) -> None:
 
 def fail_all(url: str, name: str, barrier, out) -> None:
     """One racing process: fail every running trial; report those this process failed."""
-    study = optuna.load_study(study_name=name, storage=search.open_storage(url))
+    study = optuna.load_study(study_name=name, storage=storage.open_storage(url))
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     barrier.wait()
-    out.put([t.number for t in running if optuna_adapter.fail_running(study, t, "its worker died")])
+    out.put([t.number for t in running if optuna_adapter.fail_running(study, t, {"fail_reason": "its worker died"})])
 
 
 def race(target, url: str, name: str) -> list[list[int]]:
@@ -79,7 +79,7 @@ def test_a_trial_finished_meanwhile_is_neither_taken_nor_failed(tmp_path):
     first = optuna_adapter.take_waiting(study)
     assert first.number == 0 and study.trials[0].state == TrialState.RUNNING
     study.tell(first, 0.5)
-    assert not optuna_adapter.fail_running(study, study.trials[0], "late")
+    assert not optuna_adapter.fail_running(study, study.trials[0], {"fail_reason": "late"})
     assert study.trials[0].state == TrialState.COMPLETE and "fail_reason" not in study.trials[0].user_attrs
     assert optuna_adapter.take_waiting(study).number == 1  # the next one waiting
 
@@ -89,12 +89,13 @@ def test_in_memory_storage_takes_and_fails_as_well():
     study.enqueue_trial({})
     trial = optuna_adapter.take_waiting(study)
     assert trial.number == 0 and optuna_adapter.take_waiting(study) is None
-    assert optuna_adapter.fail_running(study, study.trials[0], "gone")
-    assert study.trials[0].state == TrialState.FAIL and not optuna_adapter.fail_running(study, study.trials[0], "x")
+    assert optuna_adapter.fail_running(study, study.trials[0], {"fail_reason": "gone"})
+    assert study.trials[0].state == TrialState.FAIL and study.trials[0].user_attrs == {"fail_reason": "gone"}
+    assert not optuna_adapter.fail_running(study, study.trials[0], {"fail_reason": "x"})
 
 
 def test_the_other_private_calls_still_mean_what_nas_reads(tmp_path):
-    study = optuna.create_study(study_name="p", storage=search.open_storage(f"sqlite:///{tmp_path}/p.db"))
+    study = optuna.create_study(study_name="p", storage=storage.open_storage(f"sqlite:///{tmp_path}/p.db"))
     assert optuna_adapter.storage(study).get_study_id_from_name("p") is not None
     optuna_adapter.add_trial(study, create_trial(state=TrialState.COMPLETE, value=0.25, user_attrs={"k": 1}))
     assert optuna_adapter.trial_by_number(study, 0).user_attrs == {"k": 1}
@@ -103,9 +104,10 @@ def test_the_other_private_calls_still_mean_what_nas_reads(tmp_path):
     beats = optuna_adapter.storage(study)._backend.engine.connect().exec_driver_sql(
         "SELECT trial_id FROM trial_heartbeats").fetchall()
     assert beats == [(trial._trial_id,)]  # what Optuna's stale-trial check reads
-    optuna_adapter.set_constraints(trial, [1.0, -2.0])
+    optuna_adapter.record_constraints(trial, {"params": 1.0, "latency": -2.0})
     study.tell(trial, 0.5)
     # optuna-dashboard 0.21 marks a trial infeasible from this list alone
     assert study.trials[1].system_attrs["constraints"] == [1.0, -2.0]
+    assert optuna_adapter.named_constraints(study.trials[1]) == {"params": 1.0, "latency": -2.0}
     # two points in the unit square: 1 - the union of their dominated boxes
     assert optuna_adapter.hypervolume(np.array([[0.5, 0.5], [0.25, 0.75]]), np.ones(2)) == pytest.approx(0.3125)

@@ -4,13 +4,15 @@ import datetime
 
 import optuna
 import pytest
+import sqlalchemy
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from nas import optuna_adapter, storage
 from nas.config import Budget, SearchConfig, parse_budgets
 from nas.errors import UsageError
 from nas.pruning import Ladder, rung_study_name, rungs_of
-from nas.search import CRASH_RETRIES, OWNERLESS_GRACE, recover_crashed, requeue
+from nas.recovery import CRASH_RETRIES, OWNERLESS_GRACE, own, recover_crashed, requeue
 
 BUDGETS = (Budget(2, 0.5), Budget(4, 1.0))
 
@@ -62,7 +64,7 @@ def test_two_workers_promoting_one_trial_at_once_train_it_once(tmp_path):
     first, second = Ladder(study, BUDGETS, eta=3), Ladder(study, BUDGETS, eta=3)
     root = study.trials[0]
     for _ in range(2):  # both found trial 0 due and queued it before either claimed
-        Ladder.queue(first.studies[1], root, {"root": 0})
+        Ladder.queue(first.studies[1], root, root=0)
     mine, theirs = first.claim(), second.claim()
     assert mine.root.number == 0 and theirs is None  # nothing else is due
     trials = first.studies[1].get_trials()
@@ -109,6 +111,23 @@ def test_a_trial_left_without_an_owner_is_failed_and_queued_again_after_a_grace(
     assert trials[1].state == TrialState.FAIL and "as it created it" in trials[1].user_attrs["fail_reason"]
     assert trials[2].state == TrialState.RUNNING
     assert trials[3].state == TrialState.WAITING and trials[3].system_attrs["fixed_params"] == {"x": 7}
+
+
+def test_a_trial_whose_heartbeat_stopped_is_failed_once_and_queued_again(tmp_path):
+    rung0(tmp_path, [(0.9, 50)])
+    study = optuna.load_study(study_name="p", storage=storage.open_storage(f"sqlite:///{tmp_path}/p.db"))
+    silent, beating = study.ask({"x": IntDistribution(0, 100)}), study.ask({"x": IntDistribution(0, 100)})
+    for trial in (silent, beating):
+        own(trial)  # an owner this machine sees alive: only the heartbeat can tell
+    optuna_adapter.storage(study)._backend.engine.connect().execute(sqlalchemy.text(
+        f"UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00' WHERE trial_id = {silent._trial_id}"
+    )).connection.commit()  # as if its machine went silent long ago
+    assert [t.number for t in optuna_adapter.stale_running(study)] == [silent.number]
+    assert recover_crashed(study) == [(silent.number, True)] and recover_crashed(study) == []
+    trials = study.trials
+    assert trials[silent.number].state == TrialState.FAIL and trials[beating.number].state == TrialState.RUNNING
+    assert trials[silent.number].user_attrs["fail_reason"] == "its worker stopped beating"
+    assert trials[-1].state == TrialState.WAITING and trials[-1].user_attrs["retry_of"] == silent.number
 
 
 @pytest.mark.parametrize("text, message", [

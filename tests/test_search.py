@@ -5,10 +5,11 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import first_running
 from optuna.trial import TrialState
 
-from nas import search
-from nas.config import SearchConfig
+from nas import results, search, storage
+from nas.config import SearchConfig, parse_count, parse_ms, parse_objectives
 from nas.errors import UsageError
 
 TINY = str(Path(__file__).parent / "spaces" / "tiny.yaml")
@@ -27,7 +28,7 @@ def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
     assert out.returncode == 0, out.stderr
     study = optuna.load_study(study_name="t", storage=storage)
     assert study.metric_names == ["val_accuracy", "MACs", "latency_ms"]
-    assert search.counts(study)["trained"] == 4 and search.counts(study)["reference"] == 1
+    assert results.counts(study)["trained"] == 4 and results.counts(study)["reference"] == 1
     printed = json.loads(out.stdout)
     # 5 trained at rung 0 (the preset too) with eta 3: the best so far was promoted to rung 1 after the
     # 3rd and after the 4th result (ASHA decides with what it knows), at most once each
@@ -68,7 +69,7 @@ def test_over_the_limit_is_recorded_infeasible_and_never_trained(nas_cli, tmp_pa
         assert t.state == TrialState.COMPLETE and "curve" not in t.user_attrs and "train_seconds" not in t.user_attrs
         assert t.user_attrs["params"] > 1200 and t.constraints["params"] > 0
         assert t.number not in {b.number for b in study.best_trials}
-    assert search.counts(study)["trained"] == 2
+    assert results.counts(study)["trained"] == 2
 
 
 def test_a_preset_over_a_limit_is_recorded_infeasible_not_trained(nas_cli, tmp_path):
@@ -92,14 +93,14 @@ def test_resume_reaches_the_count_and_keeps_what_was_done(nas_cli, tmp_path):
     out, _ = run_search(nas_cli, tmp_path, trials=4)
     assert out.returncode == 0, out.stderr
     study = optuna.load_study(study_name="t", storage=storage)
-    assert search.counts(study)["trained"] == 4
+    assert results.counts(study)["trained"] == 4
     assert all(study.trials[n].values == v for n, v in before.items())
 
 
 def test_minutes_bound_the_whole_search(nas_cli, tmp_path):
     out, storage = run_search(nas_cli, tmp_path, "--minutes", "0.01", trials=50)
     assert out.returncode == 0 and "--minutes reached" in out.stderr, out.stderr
-    assert 1 <= search.counts(optuna.load_study(study_name="t", storage=storage))["trained"] < 50
+    assert 1 <= results.counts(optuna.load_study(study_name="t", storage=storage))["trained"] < 50
 
 
 def test_changed_settings_are_refused_and_the_study_is_untouched(nas_cli, tmp_path):
@@ -131,15 +132,15 @@ def test_unknown_study_lists_what_is_there(nas_cli, tmp_path):
 
 
 def test_accuracy_comes_first_whatever_the_order():
-    assert search.parse_objectives("latency,accuracy") == ("accuracy", "latency")
+    assert parse_objectives("latency,accuracy") == ("accuracy", "latency")
 
 
 def test_units():
-    assert search.parse_count("1M", "x") == 1e6 and search.parse_count("300k", "x") == 3e5
-    assert search.parse_ms("1ms", "x") == 1.0 and search.parse_ms("500us", "x") == 0.5
-    assert search.redact("postgresql://nas:secret@db/x") == "postgresql://nas:***@db/x"
+    assert parse_count("1M", "x") == 1e6 and parse_count("300k", "x") == 3e5
+    assert parse_ms("1ms", "x") == 1.0 and parse_ms("500us", "x") == 0.5
+    assert storage.redact("postgresql://nas:secret@db/x") == "postgresql://nas:***@db/x"
     with pytest.raises(UsageError):
-        search.parse_count("-3", "x")
+        parse_count("-3", "x")
 
 
 def test_rung_pruning_in_a_real_search(tmp_path, small):
@@ -154,7 +155,7 @@ def test_rung_pruning_in_a_real_search(tmp_path, small):
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     for t in pruned:
         assert t.user_attrs["pruned_at_epoch"] == 1 and "rung_1" in t.user_attrs and len(t.user_attrs["curve"]) == 1
-    assert not {t.number for t in pruned} & {t.number for t in search.front(study)}
+    assert not {t.number for t in pruned} & {t.number for t in results.front(study)}
 
 
 class PruneFrom(optuna.pruners.BasePruner):
@@ -219,8 +220,6 @@ def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
-
     storage = f"sqlite:///{tmp_path}/s.db"
     proc = subprocess.Popen([sys.executable, "-m", "nas", "search", "--space", TINY, "--study", "t", "--storage",
                              storage, "--trials", "50", "--epochs", "50", "--subset", "0.02", "--val-size", "500",
@@ -228,15 +227,7 @@ def test_ctrl_c_marks_the_trial_failed_queues_it_again_and_exits_130(tmp_path):
                             stderr=subprocess.PIPE, text=True,
                             # a shell's background job inherits SIGINT ignored; a terminal's Ctrl-C is not
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline, training = time.monotonic() + 120, []
-    while not training and time.monotonic() < deadline:  # wait until a trial is training
-        time.sleep(0.5)
-        try:
-            study = optuna.load_study(study_name="t", storage=storage)
-        except KeyError:
-            continue
-        training = [t for t in study.trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve")]
-    assert training, "no trial was caught training"
+    first_running(storage, "t", lambda t: t.user_attrs.get("curve"), 120)  # scored at epoch 1, training on
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command" in stderr and "Traceback" not in stderr

@@ -5,16 +5,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import TINY_SPACE, wait_for
+from conftest import TINY_SPACE, first_running, wait_for
 from optuna.trial import TrialState
 
-from nas import search
+from nas import results, search, workers
 from nas.pruning import rungs_of
 from nas.config import SearchConfig
 from nas.errors import UsageError
@@ -35,21 +34,6 @@ def assert_each_trial_ran_once(study):
     for t in study.trials:
         if t.user_attrs.get("kind") == "trained":
             assert t.user_attrs["worker"].count(":") == 2  # one owner per trial: host:pid:start
-
-
-def first_running(storage, study_name, caught, seconds=180):
-    """(study, trial): the first RUNNING trial of the study for which caught(trial) holds, polled."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        try:
-            study = optuna.load_study(study_name=study_name, storage=storage)
-        except KeyError:
-            continue
-        victim = next((t for t in study.trials if t.state == TrialState.RUNNING and caught(t)), None)
-        if victim is not None:
-            return study, victim
-    raise AssertionError(f"no trial of {study_name} was caught training")
 
 
 def kill_then_run_again(proc, cmd):
@@ -84,7 +68,7 @@ def test_three_workers_on_postgresql_make_one_search(nas_cli):
     try:
         assert [p.returncode for p in procs] == [0, 0, 0], errors
         study = optuna.load_study(study_name=study_name, storage=POSTGRES)
-        c = search.counts(study)
+        c = results.counts(study)
         assert 4 <= c["trained"] <= 4 + 2 and c["running"] == 0 and c["failed"] == 0
         assert_each_trial_ran_once(study)
         assert_each_root_promoted_once(study)
@@ -92,7 +76,7 @@ def test_three_workers_on_postgresql_make_one_search(nas_cli):
         assert len(workers) >= 2, "the trials were not shared between workers"
         front = nas_cli("front", "--study", study_name, "--storage", POSTGRES, "--format", "json")
         assert front.returncode == 0
-        assert {row["trial"] for row in json.loads(front.stdout)} == {t.number for t in search.front(study)}
+        assert {row["trial"] for row in json.loads(front.stdout)} == {t.number for t in results.front(study)}
         assert "nas:nas@" not in "".join(errors) + front.stderr  # the password is never printed
     finally:
         for name in optuna.get_all_study_names(POSTGRES):
@@ -105,7 +89,7 @@ def test_three_local_jobs_on_sqlite(nas_cli, tmp_path):
     out = subprocess.run(search_cmd(storage, "t", 6, "--jobs", "3"), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     study = optuna.load_study(study_name="t", storage=storage)
-    c = search.counts(study)
+    c = results.counts(study)
     assert 6 <= c["trained"] <= 6 + 2 and c["running"] == 0 and c["failed"] == 0
     assert_each_trial_ran_once(study)
     assert_each_root_promoted_once(study)
@@ -126,7 +110,7 @@ def test_kill_9_then_the_same_command_fails_the_trial_reruns_its_params_and_fini
     reruns = failed_and_rerun(study, victim)
     assert len(reruns) == 1 and reruns[0].params == victim.params and reruns[0].state != TrialState.FAIL
     assert all(study.trials[n].values == v for n, v in finished.items())  # nothing done was lost
-    c = search.counts(study)
+    c = results.counts(study)
     assert c["trained"] == 2 and c["running"] == 0
 
 
@@ -134,8 +118,8 @@ def test_kill_9_during_a_promotion_then_the_same_command_trains_it_once(tmp_path
     storage = f"sqlite:///{tmp_path}/s.db"
     cmd = search_cmd(storage, "t", 3, "--budgets", "60x0.02")  # rung 1: 60 short epochs, long enough to be hit
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, victim = first_running(storage, "t/rung-1", lambda t: "arch" in t.user_attrs)
-    time.sleep(1.0)  # into its training
+    # its costs are copied from its root just before it trains
+    _, victim = first_running(storage, "t/rung-1", lambda t: "latency" in t.user_attrs)
     kill_then_run_again(proc, cmd)
     rerun, = failed_and_rerun(optuna.load_study(study_name="t/rung-1", storage=storage), victim)
     assert rerun.state == TrialState.COMPLETE and rerun.user_attrs["root"] == victim.user_attrs["root"]
@@ -161,15 +145,7 @@ def test_sigterm_stops_a_two_worker_search_with_its_workers_and_queues_their_tri
     proc = subprocess.Popen(search_cmd(storage, "t", 50, "--jobs", "2", "--epochs", "50", "--subset", "0.02",
                                        "--budgets", "none", "--prune-at", "1"),  # a curve after epoch 1
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline, training = time.monotonic() + 180, []
-    while not training and time.monotonic() < deadline:
-        time.sleep(0.5)
-        try:
-            study = optuna.load_study(study_name="t", storage=storage)
-        except KeyError:
-            continue
-        training = [t for t in study.trials if t.state == TrialState.RUNNING and t.user_attrs.get("curve")]
-    assert training, "no trial was caught training"
+    first_running(storage, "t", lambda t: t.user_attrs.get("curve"))  # scored at epoch 1, training on
     workers = [int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
@@ -181,12 +157,10 @@ def test_sigterm_stops_a_two_worker_search_with_its_workers_and_queues_their_tri
         except FileNotFoundError:
             return False
 
-    deadline = time.monotonic() + 30  # multiprocessing's resource tracker leaves a moment after the workers
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(alive(pid) for pid in workers), "a worker trains on as an orphan"
+    # multiprocessing's resource tracker leaves a moment after the workers
+    wait_for(lambda: not any(alive(pid) for pid in workers), "the workers to stop, not train on as orphans", 30)
     study = optuna.load_study(study_name="t", storage=storage)
-    assert search.counts(study)["running"] == 0
+    assert results.counts(study)["running"] == 0
     interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
     assert interrupted and all(t.user_attrs["fail_reason"] == "interrupted" for t in interrupted)
     queued = {tuple(sorted(t.system_attrs["fixed_params"].items())) for t in study.trials if t.state == TrialState.WAITING}
@@ -216,7 +190,7 @@ def test_a_diverging_trial_is_failed_with_its_reason_and_the_search_goes_on(tmp_
     ("cuda:1", 2, 2, ["cuda:1", "cuda:1"]),
 ])
 def test_one_worker_per_accelerator(spec, jobs, gpus, expected):
-    assert search.worker_devices(spec, jobs, gpus) == expected
+    assert workers.worker_devices(spec, jobs, gpus) == expected
 
 
 @pytest.mark.parametrize("spec, jobs, gpus, message", [
@@ -226,4 +200,4 @@ def test_one_worker_per_accelerator(spec, jobs, gpus, expected):
 ])
 def test_bad_device_lists(spec, jobs, gpus, message):
     with pytest.raises(UsageError, match=message):
-        search.worker_devices(spec, jobs, gpus)
+        workers.worker_devices(spec, jobs, gpus)
