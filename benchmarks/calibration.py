@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--study", help="compare with this study's measured trials")
     p.add_argument("--storage", help="default: studies/<study>.db")
     args = p.parse_args()
-    print("machine:", machine.describe())
+    print(machine.header())
     draws = plan.calibrate(spaces.load(args.space), data.builtin_inputs(), args.threads, args.batch, draws=args.draws,
                            seed=args.seed)
     median = statistics.median(d.macs for d in draws)

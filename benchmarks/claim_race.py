@@ -14,7 +14,7 @@ import tempfile
 import optuna
 from optuna.trial import TrialState, create_trial
 
-from nas import optuna_adapter, storage
+from nas import machine, optuna_adapter, storage
 
 QUEUED, RACERS = 60, 4
 
@@ -53,6 +53,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args()
+    print(machine.header())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name, take in (("optuna's pop", optuna_pop), ("nas's conditional UPDATE", optuna_adapter.take_waiting)):
         taken = [n for _ in range(args.rounds) for n in one_round(take)]

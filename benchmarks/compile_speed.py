@@ -17,7 +17,7 @@ import statistics
 
 import optuna
 
-from nas import data, models, spaces, train
+from nas import data, machine, models, spaces, train
 from nas.config import DataConfig, Recipe
 
 
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--subset", type=float, default=0.2, help="fraction of the training split per epoch")
     args = parser.parse_args()
+    print(machine.header())
     arch, recipe, name = load_arch(args)
     recipe = recipe.replace(epochs=args.epochs)
     splits = data.load(DataConfig(subset=args.subset), device="cpu")

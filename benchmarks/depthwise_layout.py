@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from nas import models, spaces, train
+from nas import machine, models, spaces, train
 
 INVERTED = {"family": "resnet_like", "stem": {"width": 32, "kernel": 3}, "activation": "silu", "dropout": 0.0,
             "stages": [{"block": "basic", "depth": 1, "width": 24, "kernel": 3, "se": True, "downsample": True},
@@ -60,6 +60,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
+    print(machine.header())
     precisions = ["fp32"] + (["bf16"] if train.cpu_has_native_bf16() else [])
     for threads in (1, torch.get_num_threads()):
         torch.set_num_threads(threads)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import optuna
 
-from nas import data, measure, models, spaces, train
+from nas import data, machine, measure, models, spaces, train
 from nas.config import DataConfig, Recipe
 from nas.config import SearchConfig
 
@@ -37,6 +37,7 @@ def main():
     parser.add_argument("--max-macs", type=float, default=60e6, help="skip draws above this (keeps the run short)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    print(machine.header())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = spaces.load(args.space)

@@ -23,7 +23,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from nas import results, storage
+from nas import machine, results, storage
 
 TINY = str(Path(__file__).resolve().parent.parent / "tests" / "spaces" / "tiny.yaml")
 
@@ -35,6 +35,7 @@ def main():
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--trials", type=int, default=200)
     args = parser.parse_args()
+    print(machine.header())
 
     study = f"load-{uuid.uuid4().hex[:8]}"
     cmd = [sys.executable, "-m", "nas", "search", "--space", TINY, "--study", study, "--storage", args.storage,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas import data, sources
+from nas import data, machine, sources
 from nas.config import DataConfig
 
 
@@ -44,6 +44,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("/tmp/fmnist-png"))
     args = parser.parse_args()
+    print(machine.header())
     if not (args.out / "test").is_dir():
         _, seconds = timed(lambda: write_pngs(args.out))
         print(f"wrote 70,000 PNGs to {args.out} in {seconds:.1f} s")

@@ -17,7 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
-from nas import data, models, train
+from nas import data, machine, models, train
 from nas.config import DataConfig, Recipe
 
 
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--subset", type=float, default=1.0, help="fraction of the training split")
     args = parser.parse_args()
+    print(machine.header())
     saved = json.loads((Path(args.export) / "arch.json").read_text())
     recipe = Recipe.from_dict(saved["recipe"]).replace(seed=args.seed)
     splits = data.load(DataConfig(subset=args.subset), device="cpu")  # validation: the test split is not read

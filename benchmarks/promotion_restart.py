@@ -16,7 +16,7 @@ import math
 
 import optuna
 
-from nas import data, models, storage, train
+from nas import data, machine, models, storage, train
 from nas.config import Budget, DataConfig, Recipe
 from nas.records import TrialRecord
 
@@ -33,6 +33,7 @@ def main():
     parser.add_argument("--storage")
     parser.add_argument("--n", type=int, default=3, help="architectures, the most accurate of rung 0 first")
     args = parser.parse_args()
+    print(machine.header())
     study = storage.load_study(args.study, args.storage or storage.default_storage(args.study))
     settings = study.user_attrs["nas"]
     rung0 = Budget(settings["fidelity"]["epochs"], settings["fidelity"]["subset"])

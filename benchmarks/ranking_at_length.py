@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from nas import data, export, measure, models, spaces, storage, train
+from nas import data, export, machine, measure, models, spaces, storage, train
 from nas.config import Budget, DataConfig, Recipe
 from nas.pruning import rungs_of
 from nas.records import TrialRecord
@@ -89,6 +89,7 @@ def main():
     parser.add_argument("--long-epochs", type=int, default=60, help="the long training, on all 50,000 images")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    print(machine.header())
     study = storage.load_study(args.study, args.storage or storage.default_storage(args.study))
     settings = study.user_attrs["nas"]
     budgets = {"rung0": Budget(settings["fidelity"]["epochs"], settings["fidelity"]["subset"]),

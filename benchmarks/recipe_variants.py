@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from nas import data, models, train
+from nas import data, machine, models, train
 from nas.config import DataConfig, Recipe
 
 
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--logs", default="benchmarks/results/recipe_variants", help="folder of per-run logs")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child's spec, as JSON
     args = parser.parse_args()
+    print(machine.header())
     if args.one:
         print(json.dumps(run_one(json.loads(args.one))), flush=True)
         return

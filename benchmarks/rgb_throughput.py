@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from nas import augment, data, measure, models, spaces, train
+from nas import augment, data, machine, measure, models, spaces, train
 from nas.config import Recipe
 
 
@@ -48,6 +48,7 @@ def main():
     parser.add_argument("--preset", default="full-res-resnet")
     parser.add_argument("--images", type=int, default=5000)
     args = parser.parse_args()
+    print(machine.header())
     preset = spaces.load(args.space).presets[args.preset]
     recipe = Recipe.from_dict({**(preset.get("recipe") or {}), "epochs": 1})
     grey = data.builtin_inputs()

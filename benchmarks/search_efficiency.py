@@ -23,7 +23,7 @@ import time
 import numpy as np
 import optuna
 
-from nas import cores, data, measure, models, spaces, train
+from nas import cores, data, machine, measure, models, spaces, train
 from nas.config import DataConfig, Recipe
 from nas.report import hypervolume
 from nas.config import SearchConfig
@@ -98,6 +98,7 @@ def main():
     parser.add_argument("--max-latency", default="1ms")
     parser.add_argument("--seeds", default="0,1,2", help="one race per seed")
     args = parser.parse_args()
+    print(machine.header())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     objectives = ("accuracy", "macs", "latency")
     ratios = []

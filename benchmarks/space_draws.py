@@ -21,7 +21,7 @@ import argparse
 import numpy as np
 import optuna
 
-from nas import measure, models, spaces, storage
+from nas import machine, measure, models, spaces, storage
 from nas.config import parse_ms
 
 DENSE = ("basic", "bottleneck", "plain")  # blocks without depthwise convolutions
@@ -71,6 +71,7 @@ def main():
     parser.add_argument("--storage", help="its storage (default sqlite:///studies/<study>.db)")
     parser.add_argument("--latency", metavar="LIMIT", help="time the draws against this limit, e.g. 1ms")
     args = parser.parse_args()
+    print(machine.header())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     space = spaces.load(args.space)

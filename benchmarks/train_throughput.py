@@ -8,10 +8,8 @@ learning, and the speed compares the engineering. The two loops take turns going
 arch), so neither always gets the cooler machine.
 
 Also prints the achieved FLOP/s against a measured matmul peak and the theoretical one: cores x
-FLOPs per cycle per core x clock. FLOPs per cycle come from the CPU's flags (AVX-512 or AVX2, two
-FMA pipes, bf16 dot products at twice the fp32 rate where AVX512_BF16 is there) and the clock from
-/proc/cpuinfo, which in a VM is the nominal one: boost clocks run higher, so the measured peak may
-exceed it by up to ~1.5x. More than that means the assumption (or the timing) is wrong.
+FLOPs per cycle per core x clock (flops_per_cycle: AMX tiles, AVX-512 on 512- or 256-bit units, AVX2;
+theoretical_peaks: the clock), and which oneDNN kernels a bf16 convolution and matmul ran.
 
     python benchmarks/train_throughput.py                    # both archs, 4 epochs each
     python benchmarks/train_throughput.py --archs small --epochs 2
@@ -23,13 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
+import sys
 import time
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from nas import data, measure, models, spaces, train
+from nas import data, machine, measure, models, spaces, train
 from nas.config import Augment, DataConfig, Recipe
 
 SMALL = {"family": "resnet_like", "stem": {"width": 24, "kernel": 3}, "activation": "relu", "dropout": 0.0,
@@ -124,17 +124,53 @@ def cpu_quota() -> str:
         return "none"
 
 
-def theoretical_peak(bf16: bool) -> tuple[float, str]:
-    """(FLOP/s, how it was computed) for the cores this process may use, at /proc/cpuinfo's clock."""
-    info = open("/proc/cpuinfo").read()
-    flags = set(re.search(r"^flags\s*:(.*)$", info, re.M).group(1).split())
-    ghz = float(re.search(r"^cpu MHz\s*:\s*([\d.]+)", info, re.M).group(1)) / 1e3
-    cores = len(os.sched_getaffinity(0))
-    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4  # fp32 lanes per vector
+def flops_per_cycle(flags: set[str], vendor: str, family: int, dtype: str) -> tuple[int, str]:
+    """(FLOP per cycle per core, the unit that gives it) for a dense dtype matmul: two FMA pipes of the
+    widest vectors the core executes, bf16 dot products at twice the fp32 rate, or AMX tiles (1,024 bf16
+    FLOP per cycle on Sapphire Rapids and later). Zen 4 (AMD family 25) runs AVX-512 on 256-bit units."""
+    if dtype == "bf16" and "amx_bf16" in flags:
+        return 1024, "AMX tiles"
+    wide = "avx512f" in flags and not (vendor == "AuthenticAMD" and family <= 25)
+    lanes = 16 if wide else 8 if "avx2" in flags else 4  # fp32 lanes the FMA units process per cycle
+    unit = "AVX-512 on 512-bit units" if wide else "AVX-512 on 256-bit units" if "avx512f" in flags else "AVX2"
     per_cycle = 2 * lanes * 2  # two FMA pipes, 2 FLOPs per fused multiply-add
-    if bf16 and "avx512_bf16" in flags:
-        per_cycle *= 2  # a bf16 dot product does two multiply-adds per fp32 lane
-    return cores * per_cycle * ghz * 1e9, f"{cores} cores x {per_cycle} FLOP/cycle x {ghz:.2f} GHz"
+    if dtype == "bf16" and "avx512_bf16" in flags:
+        return 2 * per_cycle, unit + " (bf16 dot products)"
+    return per_cycle, unit
+
+
+def theoretical_peaks(measured_fp32: float) -> tuple[dict[str, float], str]:
+    """{dtype: FLOP/s} for the cores this process may use, and how. The clock is /proc/cpuinfo's, which a VM
+    reports at the nominal rate, or the one the measured fp32 matmul implies when that is higher (a boost
+    clock): an fp32 matmul runs the FMA units near their full rate, so this never under-states the peak.
+    A measured bf16 matmul above its peak then means the ISA assumed is not the one running."""
+    info = open("/proc/cpuinfo").read()
+    field = lambda name: re.search(rf"^{name}\s*:\s*(.*)$", info, re.M).group(1)
+    flags, vendor, family = set(field("flags").split()), field("vendor_id"), int(field("cpu family"))
+    cores = len(os.sched_getaffinity(0))
+    fp32, unit = flops_per_cycle(flags, vendor, family, "fp32")
+    nominal = float(field("cpu MHz")) / 1e3
+    implied = measured_fp32 / (cores * fp32) / 1e9
+    ghz = max(nominal, implied)
+    peaks = {dtype: cores * flops_per_cycle(flags, vendor, family, dtype)[0] * ghz * 1e9 for dtype in ("fp32", "bf16")}
+    how = (f"{cores} cores x {fp32} fp32 FLOP/cycle ({unit}), bf16 {flops_per_cycle(flags, vendor, family, 'bf16')[0]} "
+           f"({flops_per_cycle(flags, vendor, family, 'bf16')[1]}), at {ghz:.2f} GHz (nominal {nominal:.2f}"
+           + (f"; the fp32 matmul implies {implied:.2f})" if implied > nominal else ")"))
+    return peaks, how
+
+
+def onednn_kernels() -> list[str]:
+    """The oneDNN implementations a bf16 convolution and matmul run here (ONEDNN_VERBOSE): which units work."""
+    script = ("import torch; x = torch.randn(64, 32, 28, 28).to(memory_format=torch.channels_last); "
+              "c = torch.nn.Conv2d(32, 32, 3, padding=1).to(memory_format=torch.channels_last); "
+              "m = torch.randn(512, 512)\n"
+              "with torch.autocast('cpu', dtype=torch.bfloat16):\n    c(x); m @ m")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "ONEDNN_VERBOSE": "1"}).stdout
+    isa = [line.partition("isa:")[2] for line in out.splitlines() if ",cpu,isa:" in line]
+    kernels = {f"{rest[0]} {rest[1]}" for line in out.splitlines() if ",exec,cpu," in line
+               and (rest := line.split(",exec,cpu,")[1].split(",")) and rest[0] != "reorder"}
+    return isa + sorted(kernels) or ["none reported (oneDNN not used, or its verbose mode is off in this build)"]
 
 
 def nas_train(arch, splits, recipe) -> tuple[float, float, str]:
@@ -148,16 +184,19 @@ def main():
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--subset", type=float, default=1.0)
     args = parser.parse_args()
+    print(machine.header())
 
-    peaks = {"fp32": (matmul_peak(torch.float32), *theoretical_peak(bf16=False))}
+    measured = {"fp32": matmul_peak(torch.float32)}
     if train.cpu_has_native_bf16():  # elsewhere the trainer runs in fp32 and emulated bf16 takes minutes to time
-        peaks["bf16"] = (matmul_peak(torch.bfloat16), *theoretical_peak(bf16=True))
-    print(f"machine: torch {torch.__version__}, {torch.get_num_threads()} torch threads on "
-          f"{len(os.sched_getaffinity(0))} cores (cgroup cpu.max: {cpu_quota()}), "
-          f"native bf16: {train.cpu_has_native_bf16()}")
-    for name, (measured, theory, how) in peaks.items():
-        print(f"  {name} matmul peak: measured {measured / 1e9:.0f} GFLOP/s, theoretical {theory / 1e9:.0f} GFLOP/s "
-              f"({how}): {measured / theory:.2f}x")
+        measured["bf16"] = matmul_peak(torch.bfloat16)
+    theory, how = theoretical_peaks(measured["fp32"])
+    print(f"{torch.get_num_threads()} torch threads on {len(os.sched_getaffinity(0))} cores (cgroup cpu.max: "
+          f"{cpu_quota()}), native bf16: {train.cpu_has_native_bf16()}; theoretical peak: {how}")
+    for name, value in measured.items():
+        print(f"  {name} matmul: measured {value / 1e9:.0f} GFLOP/s, theoretical peak {theory[name] / 1e9:.0f} GFLOP/s "
+              f"({value / theory[name]:.0%})" + ("  ABOVE THE PEAK: the ISA assumed is wrong" if value > theory[name] else ""))
+    print("  oneDNN ran (bf16 convolution, matmul): " + "; ".join(onednn_kernels()))
+    peaks = {name: (value, theory[name], how) for name, value in measured.items()}
     splits = data.load(DataConfig(subset=args.subset))
     recipe = Recipe(epochs=args.epochs, ema=0.0, tta_flip=False, augment=Augment(crop_pad=2, flip=True, cutout=0))
     presets = spaces.load("resnet_like").presets

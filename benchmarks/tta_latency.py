@@ -16,7 +16,7 @@ import json
 
 from torch import nn
 
-from nas import measure, models
+from nas import machine, measure, models
 
 
 class TwoPassTTA(nn.Module):
@@ -34,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("archs", nargs="+", help="arch JSON files")
     args = parser.parse_args()
+    print(machine.header())
     print(f"{'arch':40s} {'params':>8s} {'MACs':>7s} {'no TTA':>8s} {'2 passes':>9s} {'1 batch':>8s} {'ratio':>6s}")
     for path in args.archs:
         arch = json.load(open(path))

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from nas import data, models, train
+from nas import data, machine, models, train
 from nas.config import DataConfig, Recipe
 
 
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--subset", type=float, default=1.0, help="fraction of the training split")
     args = parser.parse_args()
+    print(machine.header())
     if args.threads:
         torch.set_num_threads(args.threads)
     saved = json.loads((Path(args.export) / "arch.json").read_text())

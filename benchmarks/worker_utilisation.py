@@ -18,7 +18,7 @@ import tempfile
 
 import optuna
 
-from nas import cores
+from nas import cores, machine
 from nas.config import SearchConfig
 from nas.pruning import rungs_of
 from nas.search import Search
@@ -58,6 +58,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    print(machine.header())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sides = [("waits for whole trainings", False), ("trainings step aside", True)]
     if args.seed % 2:

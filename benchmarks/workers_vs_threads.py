@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
-import time
 
 from nas import data, machine, plan, spaces
 
@@ -43,8 +41,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    print(machine.header())
     cores = os.cpu_count() or 1
-    print(f"machine: {machine.cpu_model()} ({cores} cores), {platform.python_version()}, {time.strftime('%F %T')}")
     one = side(args.space, 1, args.draws, args.seed)
     many = side(args.space, cores, args.draws, args.seed)
     print(f"1 worker x {cores} threads: {one:.0f} training images/s")

@@ -175,7 +175,7 @@ def build_recipe(args, overrides: dict):
 def cmd_train(args) -> int:
     import torch
 
-    from nas import cores, data, measure, models, spaces, train
+    from nas import cores, data, machine, measure, models, spaces, train
     from nas.report import fmt_count, result_table
 
     space = spaces.load(args.space)
@@ -220,12 +220,13 @@ def cmd_train(args) -> int:
            "epochs": len(result.history), "s/epoch": f"{result.seconds / len(result.history):.1f}",
            "latency ms": f"{lat['median_ms']:.3f}" if lat else "-", "batch": recipe.batch_size}
     err.print(result_table(row))
+    err.print(f"on {machine.summary()}", highlight=False)
     if args.format == "json":
         print(json.dumps({"arch": arch, "recipe": recipe.to_dict(), "params": params, "macs": macs,
                           "uncounted_ops": uncounted, "latency": lat, "status": result.status,
                           "precision": result.precision, "history": result.history, "val_acc": result.val_acc,
                           "test_acc": test_acc, "train_seconds": result.seconds, "device": str(device),
-                          "torch_threads": torch.get_num_threads()}, indent=2))
+                          "torch_threads": torch.get_num_threads(), "machine": machine.describe()}, indent=2))
     return 0
 
 
@@ -242,10 +243,12 @@ def front_so_far(study) -> tuple[list[dict], str]:
     from nas.report import front_rows
     from nas.results import front
 
-    settings = StudySettings.of(study)
-    rows = front_rows(front(study), settings.val_images)
-    return rows, (f"Pareto front of study {study.study_name} on {data_summary(settings)} "
-                  f"({', '.join(settings.objectives)}; validation accuracy ± standard error)")
+    settings, records = StudySettings.of(study), front(study)
+    cpus = sorted({r.latency["cpu"] for r in records if "cpu" in r.latency})
+    timed = f"; latency timed on {' and '.join(cpus)}" if cpus else ""
+    return front_rows(records, settings.val_images), (
+        f"Pareto front of study {study.study_name} on {data_summary(settings)} "
+        f"({', '.join(settings.objectives)}; validation accuracy ± standard error{timed})")
 
 
 def data_summary(settings) -> str:
@@ -296,6 +299,7 @@ def cmd_search(args) -> int:
         subset=args.subset, prune_epochs=parse_epochs(args.prune_at, "--prune-at"), rungs=args.rungs, eta=args.eta,
         budgets=parse_budgets(args.budgets) if args.budgets else None, sampler=args.sampler, seed=args.seed,
         with_presets=args.with_presets, minutes=args.minutes, device=args.device,
+        latency_backend=args.latency_backend, latency_threads=args.latency_threads,
         data=dataclasses.replace(data_config(args), subset=DataConfig.subset))
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be at least 1")
@@ -344,9 +348,14 @@ def expected_duration(runner, config: SearchConfig, devices: list[str], already:
     threads = max(1, (os.cpu_count() or 1) // len(devices))
     batch = runner.space.recipe.get("batch_size")  # the space's fixed recipe, if it fixes one
     batch = batch if isinstance(batch, int) else Recipe().batch_size
-    draws = plan.calibrate(runner.space, runner.inputs, threads, batch, seed=config.seed)
     left = max(0, (config.trials or 0) - already)
     random_left = max(0, storage.RANDOM_TRIALS - already)
+    # the start-up draws each worker will make, replayed from its sampler's seed (not on a shared server,
+    # where the seed depends on the process)
+    per_worker = -(-random_left // len(devices)) if config.sampler == "tpe" and config.storage.startswith("sqlite") else 0
+    n_before = len(runner.study.get_trials(deepcopy=False))
+    startup = [(storage.sampler_seed(config, n_before, worker), per_worker) for worker in range(len(devices))]
+    draws = plan.calibrate(runner.space, runner.inputs, threads, batch, seed=config.seed, startup=startup)
     speed = plan.expected_speed(draws, left, random_left, any(o != "accuracy" for o in config.objectives))
     first = runner.splits(config.subset)
     estimate = plan.estimate(config, speed, round(len(first.train) / config.subset), len(first.val), len(devices))
@@ -428,7 +437,7 @@ def cmd_export(args) -> int:
                           epochs=ExportConfig.epochs if args.epochs is None else args.epochs,
                           minutes=minutes, subset=args.subset, seed=args.seed, augment=args.augment,
                           compile=args.compile, device=args.device, data_dir=args.data_dir, out=args.out,
-                          force=args.force)
+                          force=args.force, int8=args.int8)
     bar, on_epoch, on_step = epoch_bar(None if config.minutes else config.epochs)
     with bar:
         folder, m = export.export(config, on_epoch, on_step, say=lambda text: err.print(text, highlight=False))
@@ -437,22 +446,50 @@ def cmd_export(args) -> int:
               f"{m['onnx_torch_agreement']:.2%} of {m['test_images']} images); params {fmt_count(m['params'])}; "
               f"latency {lat['onnxruntime']['median_ms']:.3f} ms onnxruntime, {lat['torch']['median_ms']:.3f} ms "
               f"PyTorch (batch 1, 1 thread)", highlight=False)
-    err.print(f"wrote {folder}/: model.onnx, model.pt2, weights.safetensors, arch.json, metrics.json, README.md, "
-              f"front.png", highlight=False)
+    print_int8(m)
+    err.print(f"wrote {folder}/: model.onnx, {'model.int8.onnx, ' if config.int8 else ''}model.pt2, "
+              f"weights.safetensors, arch.json, metrics.json, README.md, front.png", highlight=False)
     if args.format == "json":
         print(json.dumps({"folder": str(folder), **{k: v for k, v in m.items() if k != "history"}}, indent=2))
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def print_int8(m: dict) -> None:
+    """The int8 file beside the fp32 one, and the warning when it lost too much."""
+    q = m.get("int8")
+    if q:
+        err.print(f"int8: test accuracy {q['test_acc']:.4f} (fp32 {m['test_acc_onnxruntime']:.4f}, agreement "
+                  f"{q['fp32_agreement']:.2%}); latency {q['latency']['median_ms']:.3f} ms (fp32 "
+                  f"{m['latency']['onnxruntime']['median_ms']:.3f}); {q['size_bytes'] / 1e6:.2f} MB (fp32 "
+                  f"{q['fp32_size_bytes'] / 1e6:.2f})", highlight=False)
+    if q and q["warning"]:
+        err.print(f"[yellow]warning[/yellow]: {q['warning']}", highlight=False)
+
+
+def cmd_quantize(args) -> int:
     from nas import export
+
+    m = export.add_int8(Path(args.folder), args.data_dir)
+    print_int8(m)
+    err.print(f"wrote {args.folder}/model.int8.onnx; metrics.json and README.md updated", highlight=False)
+    if args.format == "json":
+        print(json.dumps(m["int8"], indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from nas import export, machine
 
     s = export.evaluate(Path(args.folder), args.data_dir)
     if args.format == "json":
         print(json.dumps(s, indent=2))
     err.print(f"test accuracy {s['test_acc_onnxruntime']:.4f} onnxruntime, {s['test_acc_torch']:.4f} PyTorch "
-              f"(agreement {s['onnx_torch_agreement']:.2%}); metrics.json says {s['recorded_test_acc']:.4f}",
-              highlight=False)
+              f"(agreement {s['onnx_torch_agreement']:.2%}); metrics.json says {s['recorded_test_acc']:.4f}"
+              + (f"; int8 {s['int8']['test_acc']:.4f}, metrics.json says {s['int8']['recorded_test_acc']:.4f}"
+                 if "int8" in s else ""), highlight=False)
+    if not s["same_cpu"]:
+        err.print(f"[yellow]warning[/yellow]: the latencies were recorded on {s['recorded_cpu'] or 'an unrecorded CPU'} "
+                  f"and are re-timed on {machine.cpu_model()}: compare them only on the same machine", highlight=False)
     for backend, lat in s["latency"].items():
         low, high = lat["recorded_spread_ms"]
         err.print(f"latency {backend}: {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}); recorded "
@@ -498,7 +535,7 @@ def cmd_predict(args) -> int:
 
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be at least 1")
-    rows = predict(args.export, args.images, args.top)
+    rows = predict(args.export, args.images, args.top, int8=args.int8)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     elif args.format == "csv":
@@ -545,6 +582,13 @@ def add_space(p) -> None:
     p.add_argument("--space", required=True, help="space name (see nas spaces) or path to a .yaml file")
 
 
+def add_latency_args(p, defaults) -> None:
+    p.add_argument("--latency-backend", choices=["onnxruntime", "torch"], default=defaults.latency_backend,
+                   help="what batch-1 latency is timed with (default %(default)s)")
+    p.add_argument("--latency-threads", type=int, default=defaults.latency_threads,
+                   help="threads of the latency timing (default %(default)s, as deployed on one core)")
+
+
 def add_format(p, *more: str, help: str | None = None) -> None:
     p.add_argument("--format", choices=["table", "json", *more], default="table", help=help)
 
@@ -588,8 +632,7 @@ def parser() -> Parser:
                                                         "nas export does; nothing is scored on validation")
     p.add_argument("--device", default=SearchConfig.device, help="cpu, cuda, cuda:N (default: a GPU if there is one)")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    p.add_argument("--latency-backend", choices=["onnxruntime", "torch"], default=SearchConfig.latency_backend)
-    p.add_argument("--latency-threads", type=int, default=SearchConfig.latency_threads)
+    add_latency_args(p, SearchConfig)
     p.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     add_format(p)
     add_data_args(p)
@@ -627,6 +670,7 @@ def parser() -> Parser:
                                             "per core on a CPU, 1.66x one worker's throughput on 2 cores)")
     p.add_argument("--device", default=S.device, help="cpu, cuda, cuda:N or cuda:0,cuda:1 (one worker per GPU); "
                                                    "default: every visible GPU, else the CPU")
+    add_latency_args(p, S)
     add_format(p, "csv", help="how to print the front")
     add_data_args(p)
     p.set_defaults(func=cmd_search)
@@ -661,6 +705,8 @@ def parser() -> Parser:
     p.add_argument("--data-dir", help="folder with the four IDX files")
     p.add_argument("--out", help="export folder (default studies/<study>/exports/trial-<n>)")
     p.add_argument("--force", action="store_true", help="replace an existing export folder")
+    p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (static per-channel QDQ, "
+                                                       "onnxruntime), scored and timed beside model.onnx")
     add_format(p)
     p.set_defaults(func=cmd_export)
 
@@ -670,10 +716,17 @@ def parser() -> Parser:
     add_format(p)
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("quantize", help="add model.int8.onnx to a finished export, scored and timed beside fp32")
+    p.add_argument("folder", help="an export folder, e.g. studies/resnet_like/exports/trial-42")
+    p.add_argument("--data-dir", help="folder with the four IDX files")
+    add_format(p)
+    p.set_defaults(func=cmd_quantize)
+
     p = sub.add_parser("predict", help="the top classes of image files, from an export folder alone (onnxruntime)")
     p.add_argument("export", help="an export folder, e.g. studies/resnet_like/exports/trial-42")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, WebP) or folders of them")
     p.add_argument("--top", type=int, default=3, help="classes shown per image, most likely first")
+    p.add_argument("--int8", action="store_true", help="run model.int8.onnx (nas export --int8 or nas quantize)")
     add_format(p, "csv")
     p.set_defaults(func=cmd_predict)
 

@@ -276,6 +276,7 @@ class ExportConfig:
     out: str | None = None  # default studies/<study>/exports/trial-<n>
     force: bool = False  # replace a finished export in `out`
     latency_threads: int = 1  # threads of the latency timing (batch 1)
+    int8: bool = False  # also write model.int8.onnx (nas/quantize.py), scored and timed beside model.onnx
 
     def __post_init__(self):
         if self.epochs < 1 or (self.minutes is not None and not self.minutes > 0) or not 0 < self.subset <= 1:

@@ -150,16 +150,12 @@ def score_files(folder: Path, test, threads: int = 1) -> dict:
 
     images = test.images.float().numpy()
     labels = test.labels.numpy()
-    session = measure.ort_session(folder / "model.onnx", threads)
     program = torch.export.load(str(folder / "model.pt2")).module()
-    ort_pred, torch_pred = [], []
     # scoring 10,000 images is heavy work too: another export's latency timing waits for it
     with cores.training(), measure.torch_threads(threads), torch.inference_mode():
-        for start in range(0, len(images), BATCH):
-            x = images[start:start + BATCH]
-            ort_pred.append(session.run(None, {"pixels": x})[0].argmax(1))
-            torch_pred.append(program(torch.from_numpy(x)).argmax(1).numpy())
-    ort_pred, torch_pred = np.concatenate(ort_pred), np.concatenate(torch_pred)
+        ort_pred = onnx_predictions(folder / "model.onnx", images, threads)
+        torch_pred = np.concatenate([program(torch.from_numpy(images[start:start + BATCH])).argmax(1).numpy()
+                                     for start in range(0, len(images), BATCH)])
     with cores.timing():  # never while another nas process trains or scores on these cores
         latency = {"onnxruntime": repeated(lambda: measure.onnx_latency(str(folder / "model.onnx"), threads=threads)),
                    "torch": repeated(lambda: measure.torch_latency(program, tuple(test.images.shape[1:]), threads=threads))}
@@ -168,6 +164,35 @@ def score_files(folder: Path, test, threads: int = 1) -> dict:
             "test_acc_torch": float((torch_pred == labels).mean()),
             "onnx_torch_agreement": float((ort_pred == torch_pred).mean()),
             "latency": latency}
+
+
+def onnx_predictions(path: Path, images: np.ndarray, threads: int = 1) -> np.ndarray:
+    """The class onnxruntime picks for each image (float32 raw pixels), batch by batch."""
+    from nas import measure
+
+    session = measure.ort_session(path, threads)
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: images[start:start + BATCH]})[0].argmax(1)
+                           for start in range(0, len(images), BATCH)])
+
+
+def score_int8(folder: Path, train_images: np.ndarray, test, threads: int = 1) -> dict:
+    """Quantise model.onnx into model.int8.onnx (calibrated on training images), score it on the same test
+    images and time it the same way as model.onnx: what `metrics.json` and the card show beside fp32."""
+    from nas import cores, measure, quantize
+
+    fp32, int8 = folder / "model.onnx", folder / quantize.INT8_FILE
+    images, labels = test.images.float().numpy(), test.labels.numpy()
+    with cores.training():
+        quantize.quantize(fp32, int8, quantize.calibration_images(train_images))
+        fp32_pred, int8_pred = onnx_predictions(fp32, images, threads), onnx_predictions(int8, images, threads)
+    with cores.timing():
+        latency = repeated(lambda: measure.onnx_latency(str(int8), threads=threads))
+    fp32_acc, int8_acc = float((fp32_pred == labels).mean()), float((int8_pred == labels).mean())
+    return {"test_acc": int8_acc, "fp32_agreement": float((int8_pred == fp32_pred).mean()), "latency": latency,
+            "size_bytes": int8.stat().st_size, "fp32_size_bytes": fp32.stat().st_size,
+            "calibration_images": quantize.CALIBRATION_IMAGES, "reduce_range": not quantize.has_vnni(),
+            "warning": quantize.verdict(fp32_acc, int8_acc, fp32)}
 
 
 def repeated(time_once, repeats: int = LATENCY_REPEATS) -> dict:
@@ -212,6 +237,14 @@ def versions() -> dict:
 
 
 # ---------------------------------------------------------------- export
+
+def files_sha256(folder: Path) -> dict[str, str]:
+    """The checksums `nas evaluate` checks: every file that ships, the int8 model where there is one."""
+    from nas.quantize import INT8_FILE
+
+    names = ("model.onnx", "model.pt2", "weights.safetensors", "arch.json", INT8_FILE)
+    return {name: sha256(folder / name) for name in names if (folder / name).exists()}
+
 
 def default_folder(study: str, trial: int) -> Path:
     return Path("studies") / study / "exports" / f"trial-{trial}"
@@ -288,6 +321,8 @@ def export(config: ExportConfig, on_epoch=None, on_step=None, say=print) -> tupl
     if scores["onnx_torch_agreement"] < 0.999:
         raise NasError(f"onnxruntime and PyTorch agree on only {scores['onnx_torch_agreement']:.2%} of test images "
                        f"(needs >= 99.9%); the export in {p.folder} is not trustworthy")
+    if config.int8:
+        scores["int8"] = score_int8(p.folder, splits.train.images.cpu().numpy(), test, config.latency_threads)
     metrics = collect_metrics(p, config, trained, recipe, result, scores,
                               {"git_commit": commit, "dataset_files_sha256": {**splits.files, **test_files}})
     plot_study(study, p.objectives, p.folder, highlight=p.chosen.number, with_hypervolume=False)
@@ -343,7 +378,7 @@ def write_files(p: Plan, trained: nn.Module, recipe) -> None:
 
 def collect_metrics(p: Plan, config: ExportConfig, trained, recipe, result, scores: dict, provenance: dict) -> dict:
     """metrics.json: the scores, what was trained and how, and where every input came from."""
-    from nas import measure, models, storage
+    from nas import machine, measure, models, storage
 
     given, gives = p.contract
     deployed = models.deployable(trained, recipe.tta_flip)
@@ -359,13 +394,43 @@ def collect_metrics(p: Plan, config: ExportConfig, trained, recipe, result, scor
         "classes": list(p.inputs.classes), "input": given, "output": gives, "tta_flip": recipe.tta_flip,
         "dataset_name": dataset_name(p.data.dataset), "normalisation": {"mean": p.inputs.mean, "std": p.inputs.std},
         "history": result.history,
-        "provenance": {"versions": versions(), **provenance, "study": config.study,
+        "provenance": {"versions": versions(), "machine": machine.describe(), **provenance, "study": config.study,
                        "storage": storage.redact(config.storage), "trial": p.chosen.number, "recipe_seed": recipe.seed,
                        "split_seed": p.data.split_seed, "dataset": p.data.dataset,
                        "image_size": p.data.image_size, "skip_bad": p.data.skip_bad,
-                       "files_sha256": {name: sha256(p.folder / name) for name in
-                                        ("model.onnx", "model.pt2", "weights.safetensors", "arch.json")}},
+                       "files_sha256": files_sha256(p.folder)},
     }
+
+
+def machine_line(provenance: dict) -> str:
+    from nas import machine
+
+    recorded = provenance.get("machine")
+    return machine.summary(recorded) if recorded else "a machine not recorded (an export older than the field)"
+
+
+def int8_card(m: dict) -> str:
+    """The fp32 and int8 files side by side, measured the same way; empty without an int8 file."""
+    q = m.get("int8")
+    if not q:
+        return ""
+    fp32 = m["latency"]["onnxruntime"]
+    rows = [("model.onnx (fp32)", m["test_acc_onnxruntime"], fp32, q["fp32_size_bytes"]),
+            ("model.int8.onnx", q["test_acc"], q["latency"], q["size_bytes"])]
+    table = "\n".join(f"| `{name}` | {acc:.4f} | {lat['median_ms']:.3f} ms (IQR {lat['iqr_ms']:.3f}) | {size / 1e6:.2f} MB |"
+                      for name, acc, lat, size in rows)
+    warning = f"\n**Warning**: {q['warning']}\n" if q["warning"] else ""
+    return f"""
+## int8
+
+Quantised statically by onnxruntime (per channel, QDQ, calibrated on {q['calibration_images']} training
+images{', 7-bit weights for a CPU without VNNI' if q['reduce_range'] else ''}); both files scored on the same test images and timed the same way
+(batch 1, onnxruntime, 1 thread). They agree on {q['fp32_agreement']:.2%} of the test images.
+
+| file | test accuracy | latency | size |
+| --- | --- | --- | --- |
+{table}
+{warning}"""
 
 
 def model_card(m: dict, arch: dict, summary: str) -> str:
@@ -390,8 +455,9 @@ Architecture: `{summary}` ({'with' if m['tta_flip'] else 'without'} horizontal-f
 
 onnxruntime and PyTorch agree on {m['onnx_torch_agreement']:.2%} of the test images. Training took
 {m['train_seconds']:.0f} s ({m['seconds_per_epoch']:.1f} s per epoch, batch {m['batch_size']}, {m['precision']}, {m['device']}).
+Trained and timed on {machine_line(p)}.
 Everything else (versions, git commit, seeds, dataset checksums) is in `metrics.json`.
-
+{int8_card(m)}
 ![the study's front with this trial ringed](front.png)
 
 ## Input and output
@@ -431,34 +497,72 @@ print([classes[i] for i in logits.argmax(1)])
 
 # ---------------------------------------------------------------- evaluate
 
-def evaluate(folder: Path, data_dir: str | None = None, threads: int | None = None) -> dict:
-    """Re-score an export from its files; raises if the accuracy does not reproduce metrics.json."""
+def read_export(folder: Path, data_dir: str | None = None):
+    """A finished export's metrics.json, its files checked against their sha256, and its data and test split
+    (checked against the files it was scored on): (recorded, DataConfig, test Split)."""
     from nas import data
-    from nas.config import DataConfig
 
     folder = Path(folder)
     if not (folder / "metrics.json").exists():
         raise UsageError(f"{folder} is not a finished nas export (no metrics.json); give a folder that "
                          f"nas export wrote, e.g. studies/<study>/exports/trial-<n>")
     recorded = json.loads((folder / "metrics.json").read_text())
-    for name, digest in recorded["provenance"]["files_sha256"].items():
+    p = recorded["provenance"]
+    for name, digest in p["files_sha256"].items():
         if not (folder / name).exists() or sha256(folder / name) != digest:
             raise NasError(f"{folder / name} is missing or changed since the export (sha256 differs)")
-    p = recorded["provenance"]
-    test, files = data.load_test(DataConfig(dataset=p["dataset"], data_dir=data_dir, split_seed=p["split_seed"],
-                                            image_size=p.get("image_size"), skip_bad=p.get("skip_bad", False)))
-    expected = {k: v for k, v in recorded["provenance"]["dataset_files_sha256"].items() if k in files}
-    if files != expected:
+    config = DataConfig(dataset=p["dataset"], data_dir=data_dir, split_seed=p["split_seed"],
+                        image_size=p.get("image_size"), skip_bad=p.get("skip_bad", False))
+    test, files = data.load_test(config)
+    if files != {k: v for k, v in p["dataset_files_sha256"].items() if k in files}:
         raise NasError("the test files differ from the ones the export was scored on (sha256); "
                        "point --data-dir at the original files")
+    return recorded, config, test
+
+
+def evaluate(folder: Path, data_dir: str | None = None, threads: int | None = None) -> dict:
+    """Re-score an export from its files (the int8 model too, where there is one); `reproduced` says whether
+    the accuracies equal metrics.json's."""
+    from nas import cores, machine, measure, quantize
+
+    recorded, _, test = read_export(folder, data_dir)
     threads = threads or recorded["latency"]["onnxruntime"]["threads"]
-    scores = score_files(folder, test, threads)
+    scores = score_files(Path(folder), test, threads)
     scores["reproduced"] = all(scores[k] == recorded[k] for k in
                                ("test_acc_onnxruntime", "test_acc_torch", "onnx_torch_agreement"))
+    if "int8" in recorded:
+        int8 = Path(folder) / quantize.INT8_FILE
+        with cores.training():
+            predicted = onnx_predictions(int8, test.images.float().numpy(), threads)
+        accuracy = float((predicted == test.labels.numpy()).mean())
+        with cores.timing():
+            latency = repeated(lambda: measure.onnx_latency(str(int8), threads=threads))
+        scores["int8"] = {"test_acc": accuracy, "recorded_test_acc": recorded["int8"]["test_acc"],
+                          "latency": latency}
+        scores["latency"]["int8"] = latency
+        scores["reproduced"] &= accuracy == recorded["int8"]["test_acc"]
     for backend, now in scores["latency"].items():
-        then = recorded["latency"][backend]
+        then = recorded["int8"]["latency"] if backend == "int8" else recorded["latency"][backend]
         now["recorded_median_ms"], now["recorded_spread_ms"] = then["median_ms"], then["spread_ms"]
         low, high = then["spread_ms"]  # see repeated()
         now["within_spread"] = low <= now["median_ms"] <= high
     scores["recorded_test_acc"] = recorded["test_acc"]
+    scores["recorded_cpu"] = (recorded["provenance"].get("machine") or {}).get("cpu")
+    scores["same_cpu"] = scores["recorded_cpu"] == machine.cpu_model()
     return scores
+
+
+def add_int8(folder: Path, data_dir: str | None = None) -> dict:
+    """`nas quantize`: model.int8.onnx for an export that has none, scored and timed as `nas export --int8`
+    does, added to metrics.json and the model card. Returns the updated metrics."""
+    from nas import data, models
+
+    folder = Path(folder)
+    recorded, config, test = read_export(folder, data_dir)
+    train_images = data.load(config, final=True).train.images.cpu().numpy()
+    recorded["int8"] = score_int8(folder, train_images, test, recorded["latency"]["onnxruntime"]["threads"])
+    recorded["provenance"]["files_sha256"] = files_sha256(folder)
+    arch = json.loads((folder / "arch.json").read_text())["arch"]
+    (folder / "README.md").write_text(model_card(recorded, arch, models.summary(arch)))
+    (folder / "metrics.json").write_text(json.dumps(recorded, indent=2))
+    return recorded

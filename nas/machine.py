@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import time
 
 ISA = ("amx_tile", "amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")  # best first
 
@@ -42,3 +43,16 @@ def describe() -> dict:
 
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "isa": [f for f in ISA if f in cpu_flags()],
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def summary(described: dict | None = None) -> str:
+    """One line for a figure's header: 'AMD EPYC (family 25 model 17), 2 cores, avx512_bf16 avx512f avx2,
+    torch 2.14.1, onnxruntime 1.32.0'."""
+    d = described or describe()
+    return (f"{d['cpu']}, {d['cores']} cores, {' '.join(d['isa']) or 'no AVX2'}, torch {d['torch']}, "
+            f"onnxruntime {d['onnxruntime']}")
+
+
+def header() -> str:
+    """The first line every benchmark prints: the machine and the time, so no figure lacks its CPU."""
+    return f"machine: {summary()}; {time.strftime('%Y-%m-%d %H:%M:%S')}"

@@ -93,8 +93,12 @@ def torch_threads(threads: int):
 
 
 def _stats(times: np.ndarray, **about) -> dict:
+    """Median and IQR, what was timed, and on which CPU: a latency means nothing without its machine."""
+    from nas.machine import cpu_model
+
     q1, median, q3 = np.percentile(times, [25, 50, 75])
-    return {"median_ms": float(median * 1e3), "iqr_ms": float((q3 - q1) * 1e3), **about, "runs": len(times)}
+    return {"median_ms": float(median * 1e3), "iqr_ms": float((q3 - q1) * 1e3), **about, "runs": len(times),
+            "cpu": cpu_model()}
 
 
 def onnx_latency(path: str, input_shape=None, threads: int = 1, runs: int = 200, warmup: int = 30,

@@ -5,8 +5,9 @@ A drawn trial trains rung 0, stopped at each pruning epoch unless in the top 1/e
 expected work is a sum over the ladder's levels, each weighted by the share of trials that reach it.
 Work is counted in images: trained images, and scored images (twice with the flip TTA).
 
-`calibrate` times a few training steps and a scoring pass of seeded random draws of the space on this
-machine. The sampler's random start-up trials are priced like all of them. After it, when a cost is
+`calibrate` times a few training steps and a scoring pass of draws of the space on this machine: first
+the very networks the workers will draw in TPE's random start-up (replayed from their sampler seeds),
+which price the start-up, then seeded random draws. After the start-up, when a cost is
 among the objectives, TPE draws cheap networks: in the main job of 2026-12-07 its draws had half the
 random ones' median MACs and trained 2.2x faster, about as fast as the random draws below the median
 MACs (1,182 against 1,163 images/s), so those are what the rest are priced like. `Progress` corrects
@@ -56,6 +57,7 @@ class Speed:
     train: float
     score: float
     macs: float = 0.0  # of the network timed; 0 for an average
+    startup: bool = False  # one of the sampler's own random start-up draws, replayed (calibrate's `startup`)
 
     @staticmethod
     def average(speeds: list[Speed]) -> Speed:
@@ -64,11 +66,14 @@ class Speed:
 
 
 def expected_speed(draws: list[Speed], trials: int, random_trials: int, cost_objective: bool) -> Speed:
-    """The average speed of `trials` trials, the first `random_trials` drawn at random, the others by TPE:
-    like the draws below the median MACs when a cost is an objective, like all of them otherwise."""
-    median = sorted(d.macs for d in draws)[len(draws) // 2]
-    cheap = [d for d in draws if d.macs < median] or draws
-    explore, exploit = Speed.average(draws), Speed.average(cheap if cost_objective else draws)
+    """The average speed of `trials` trials, the first `random_trials` drawn at random (priced like the
+    sampler's own start-up draws where calibrate replayed them, else like all draws), the others by TPE:
+    like the other draws below the median MACs when a cost is an objective, like all of them otherwise."""
+    own = [d for d in draws if d.startup]
+    others = [d for d in draws if not d.startup] or draws
+    median = sorted(d.macs for d in others)[len(others) // 2]
+    cheap = [d for d in others if d.macs < median] or others
+    explore, exploit = Speed.average(own or others), Speed.average(cheap if cost_objective else others)
     first, later = (min(trials, random_trials), max(0, trials - random_trials)) if trials else (1, 0)
     return Speed((first + later) / (first / explore.train + later / exploit.train),
                  (first + later) / (first / explore.score + later / exploit.score))
@@ -103,19 +108,40 @@ def estimate(config: SearchConfig, speed: Speed, train_images: int, val_images: 
     return Estimate(speed, share, seconds_each, workers)
 
 
-def calibrate(space, inputs, threads: int, batch: int, draws: int = 40, steps: int = 1, scored: int = 256,
-              seed: int = 0) -> list[Speed]:
-    """The speed of one worker (`threads` threads) on each of `draws` seeded random draws of the space:
-    `steps` training steps of `batch` images and one scoring pass over `scored` images, each after an
-    untimed one that sets oneDNN up."""
+def replayed_draws(space, image_size: int, draws: int, seed: int, startup=()) -> list[tuple[dict, bool]]:
+    """(arch, replayed start-up draw?) for `draws` draws: first, for each (sampler seed, count) in `startup`,
+    the first `count` architectures a search worker with that sampler seed draws at random (TPE's start-up
+    is a RandomSampler of the same seed, and arch and recipe are drawn in the same order, so these are the
+    very networks it will train), then seeded random draws up to `draws`."""
     import optuna
-    import torch
 
-    from nas import cores, measure, models, spaces, train
+    from nas import spaces
     from nas.config import Recipe
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for sampler_seed, count in startup:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=sampler_seed))
+        for _ in range(count):
+            trial = study.ask()
+            out.append((spaces.sample(trial, space, image_size), True))
+            spaces.sample_recipe(trial, space, Recipe())  # as the search draws it: the same random stream
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out += [(spaces.sample(study.ask(), space, image_size), False) for _ in range(max(0, draws - len(out)))]
+    return out
+
+
+def calibrate(space, inputs, threads: int, batch: int, draws: int = 40, steps: int = 1, scored: int = 256,
+              seed: int = 0, startup=()) -> list[Speed]:
+    """The speed of one worker (`threads` threads) on each of `draws` draws of the space (replayed_draws:
+    the workers' own start-up draws first, where `startup` names their sampler seeds): `steps` training
+    steps of `batch` images and one scoring pass over `scored` images, each after an untimed one that sets
+    oneDNN up."""
+    import torch
+
+    from nas import cores, measure, models, train
+    from nas.config import Recipe
+
     device = torch.device("cpu")
     precision = train.pick_precision(device)
     x = torch.rand(batch, *inputs.shape).contiguous(memory_format=torch.channels_last)
@@ -126,8 +152,8 @@ def calibrate(space, inputs, threads: int, batch: int, draws: int = 40, steps: i
     torch.set_num_threads(threads)
     try:
         with cores.training():
-            for _ in range(draws):
-                model = models.build(spaces.sample(sampler.ask(), space, inputs.size), inputs)
+            for arch, replayed in replayed_draws(space, inputs.size, draws, seed, startup):
+                model = models.build(arch, inputs)
                 macs = measure.count_macs(model, inputs.shape)[0]
                 model = model.to(memory_format=torch.channels_last)
                 optimizer = train.make_optimizer(model, Recipe())
@@ -143,7 +169,7 @@ def calibrate(space, inputs, threads: int, batch: int, draws: int = 40, steps: i
                 train.predict(model, images[:batch], False, precision)
                 start = time.perf_counter()
                 train.predict(model, images, False, precision)
-                speeds.append(Speed(steps * batch / seconds, scored / (time.perf_counter() - start), macs))
+                speeds.append(Speed(steps * batch / seconds, scored / (time.perf_counter() - start), macs, replayed))
     finally:
         torch.set_num_threads(before)
     return speeds

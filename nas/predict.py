@@ -31,15 +31,20 @@ def images_in(paths: list[str]) -> list[Path]:
     return found
 
 
-def predict(export_dir: str | Path, paths: list[str], top: int = 3) -> list[dict]:
-    """One row per image: its path and the `top` classes with their probabilities, most likely first."""
+def predict(export_dir: str | Path, paths: list[str], top: int = 3, int8: bool = False) -> list[dict]:
+    """One row per image: its path and the `top` classes with their probabilities, most likely first; with
+    `int8`, from model.int8.onnx."""
     from nas import measure
+    from nas.quantize import INT8_FILE
     from nas.sources import _decode, _probe
 
     folder = Path(export_dir)
+    model = folder / (INT8_FILE if int8 else "model.onnx")
     if not (folder / "metrics.json").is_file() or not (folder / "model.onnx").is_file():
         raise UsageError(f"{folder} is not a finished nas export (no metrics.json or model.onnx); give a folder "
                          f"that nas export wrote")
+    if not model.is_file():
+        raise UsageError(f"{folder} has no {INT8_FILE}; make it with nas quantize {folder}, or leave out --int8")
     contract = json.loads((folder / "metrics.json").read_text())
     channels, size = contract["input"]["shape"][1], contract["input"]["shape"][2]
     classes = contract["classes"]
@@ -48,7 +53,7 @@ def predict(export_dir: str | Path, paths: list[str], top: int = 3) -> list[dict
     if unreadable:
         raise UsageError(f"{len(unreadable)} file(s) are not readable images, e.g. {', '.join(unreadable[:3])}")
     pixels = np.stack([_decode(p, channels, size) for p in files]).astype(np.float32)
-    session = measure.ort_session(str(folder / "model.onnx"))
+    session = measure.ort_session(str(model))
     logits = session.run(None, {session.get_inputs()[0].name: pixels})[0]
     probabilities = np.exp(logits - logits.max(1, keepdims=True))
     probabilities /= probabilities.sum(1, keepdims=True)

@@ -101,6 +101,16 @@ def make_sampler(name: str, seed: int):
                                       n_startup_trials=RANDOM_TRIALS)
 
 
+def sampler_seed(config: SearchConfig, n_before: int, worker: int) -> int:
+    """Each run (worker, resume) gets its own sampler seed so none repeats another's proposals; workers on a
+    shared server may start at the same moment on several machines, so there the process also counts.
+    n_before: the trials the study held when the worker opened it."""
+    seed = config.seed * 100_003 + n_before + 7_919 * worker
+    if not config.storage.startswith("sqlite"):
+        seed += int(hashlib.sha256(this_worker().encode()).hexdigest()[:8], 16)
+    return seed
+
+
 def open_study(config: SearchConfig, space_file: Path, data: dict, new: bool = False, worker: int = 0):
     """Create the study, or continue it when its stored settings match this run's (data: data.record())."""
     import optuna
@@ -119,11 +129,7 @@ def open_study(config: SearchConfig, space_file: Path, data: dict, new: bool = F
                              f"{json.dumps({k: (stored or {}).get(k) for k in changed})}); continue it with "
                              f"those, or start a new study with --study NEW_NAME")
     n_before = existing[config.study].n_trials if config.study in existing else 0
-    # each run (worker, resume) gets its own sampler seed so none repeats another's proposals; workers on a
-    # shared server may start at the same moment on several machines, so there the process also counts
-    seed = config.seed * 100_003 + n_before + 7_919 * worker
-    if not config.storage.startswith("sqlite"):
-        seed += int(hashlib.sha256(this_worker().encode()).hexdigest()[:8], 16)
+    seed = sampler_seed(config, n_before, worker)
     directions = [OBJECTIVES[o] for o in config.objectives]
     pruner = (optuna.pruners.SuccessiveHalvingPruner(min_resource=config.prune_epochs[0], reduction_factor=int(config.eta))
               if len(directions) == 1 and config.prune_epochs else optuna.pruners.NopPruner())

@@ -4,12 +4,15 @@ import signal
 import subprocess
 import sys
 
+import onnx
+import onnxruntime
 import optuna
 import pytest
+from PIL import Image
 from conftest import wait_for
 from optuna.trial import TrialState
 
-from nas import export, train
+from nas import export, machine, train
 from nas.config import Augment
 
 QUICK = ["--epochs", "1", "--subset", "0.02"]
@@ -39,10 +42,19 @@ def test_export_writes_files_that_agree_and_evaluate_reproduces(nas_cli, tiny_st
     written = json.loads((folder / "arch.json").read_text())["recipe"]["augment"]
     assert written == study.trials[m["provenance"]["trial"]].user_attrs["recipe"]["augment"]  # the default
 
+    cpu = machine.cpu_model()  # every figure names its machine
+    assert m["provenance"]["machine"]["cpu"] == m["latency"]["onnxruntime"]["cpu"] == cpu
+    assert cpu in (folder / "README.md").read_text()
+
     again = nas_cli("evaluate", str(folder), "--format", "json")
     assert again.returncode == 0, again.stderr
     scores = json.loads(again.stdout)
-    assert scores["reproduced"] and scores["test_acc_onnxruntime"] == m["test_acc"]
+    assert scores["reproduced"] and scores["test_acc_onnxruntime"] == m["test_acc"] and scores["same_cpu"]
+    assert "warning" not in again.stderr
+    m["provenance"]["machine"]["cpu"] = "Another CPU (family 6 model 143)"  # as if exported elsewhere
+    (folder / "metrics.json").write_text(json.dumps(m))
+    elsewhere = nas_cli("evaluate", str(folder))
+    assert elsewhere.returncode == 0 and "recorded on Another CPU" in " ".join(elsewhere.stderr.split())
 
     # the files stand alone: a Python where `nas` cannot be imported loads both and runs a batch of 5
     script = f"""
@@ -65,6 +77,45 @@ def test_a_compiled_export_trains_and_its_files_agree(nas_cli, tiny_study, tmp_p
     assert out.returncode == 0, out.stderr
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["test_images"] == 10_000 and m["onnx_torch_agreement"] >= 0.999
+
+
+INT8_AGREEMENT = 0.95  # of the test images, int8 and fp32 pick the same class at least this often
+
+
+def test_int8_added_to_an_export_agrees_with_fp32_and_is_checked_like_it(nas_cli, tiny_study, tmp_path):
+    _, storage, name = tiny_study
+    folder = tmp_path / "e"
+    out = nas_cli("export", "--study", name, "--storage", storage, *QUICK, "--int8", "--out", str(folder))
+    assert out.returncode == 0, out.stderr
+    m = json.loads((folder / "metrics.json").read_text())
+    q = m["int8"]
+    session = onnxruntime.InferenceSession(str(folder / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    assert {node.op_type for node in onnx.load(str(folder / "model.int8.onnx")).graph.node} >= {"QuantizeLinear",
+                                                                                                "DequantizeLinear"}
+    assert session.get_inputs()[0].name == "pixels" and q["fp32_agreement"] >= INT8_AGREEMENT
+    assert abs(q["test_acc"] - m["test_acc"]) <= 1 - q["fp32_agreement"]  # only disagreements move accuracy
+    assert q["size_bytes"] == (folder / "model.int8.onnx").stat().st_size and q["latency"]["median_ms"] > 0
+    assert q["latency"]["cpu"] == machine.cpu_model() and q["calibration_images"] == 256
+    assert "model.int8.onnx" in m["provenance"]["files_sha256"] and "## int8" in (folder / "README.md").read_text()
+    assert "int8: test accuracy" in out.stderr
+
+    checked = nas_cli("evaluate", str(folder), "--format", "json")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["int8"]["test_acc"] == q["test_acc"]  # the file reproduces its figure
+    image = tmp_path / "x.png"
+    Image.new("L", (28, 28), 200).save(image)
+    rows = {flag: json.loads(nas_cli("predict", str(folder), str(image), "--format", "json", *flag).stdout)
+            for flag in ((), ("--int8",))}
+    assert len(rows[()][0]["top"]) == len(rows[("--int8",)][0]["top"]) == 3
+
+    (folder / "model.int8.onnx").unlink()  # `nas quantize` makes it again for an export without one
+    m["provenance"]["files_sha256"].pop("model.int8.onnx")
+    (folder / "metrics.json").write_text(json.dumps({k: v for k, v in m.items() if k != "int8"}))
+    assert "no model.int8.onnx" in nas_cli("predict", str(folder), str(image), "--int8").stderr
+    again = nas_cli("quantize", str(folder), "--format", "json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["test_acc"] == q["test_acc"]  # the same calibration images, the same model
+    assert json.loads((folder / "metrics.json").read_text())["int8"]["test_acc"] == q["test_acc"]
 
 
 def test_an_export_given_minutes_records_the_epochs_it_managed(nas_cli, tiny_study, tmp_path):

@@ -3,7 +3,7 @@ import optuna
 import pytest
 import torch
 
-from nas import data, models, spaces
+from nas import config, models, spaces
 from nas.errors import UsageError
 
 
@@ -34,7 +34,7 @@ def test_every_preset_builds(space, preset):
 def test_model_takes_raw_pixels():
     arch = spaces.load("simple_cnn").presets["seed-structure-1"]["arch"]
     norm = models.build(arch)[0]
-    x = torch.full((1, 1, 28, 28), data.PIXEL_MEAN)
+    x = torch.full((1, 1, 28, 28), config.PIXEL_MEAN)
     assert norm(x).abs().max() < 1e-5
 
 

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from conftest import TINY_SPACE
 
-from nas import data, sources
+from nas import data, machine, sources
 from nas.config import DataConfig
 
 
@@ -49,7 +49,9 @@ def test_rgb_folder_through_search_and_export(nas_cli, tmp_path):
     settings = optuna.load_study(study_name="own", storage=storage).user_attrs["nas"]
     assert settings["data"]["inputs"]["classes"] == ["blue", "green", "red"]
     front = nas_cli("front", "--study", "own", "--storage", storage)
-    assert "on shapes (3 classes: blue, green, red; 3x16x16)" in " ".join(front.stderr.split()), front.stderr
+    shown = " ".join(front.stderr.split())
+    assert "on shapes (3 classes: blue, green, red; 3x16x16)" in shown, front.stderr
+    assert f"latency timed on {machine.cpu_model()}" in shown  # the machine its latencies belong to
     out = nas_cli("export", "--study", "own", "--storage", storage, "--epochs", "30", "--out", str(tmp_path / "e"))
     assert out.returncode == 0, out.stderr
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())

@@ -96,3 +96,26 @@ def test_after_the_random_start_a_cost_objective_prices_trials_like_the_cheaper_
     assert plan.expected_speed(draws, 0, 10, cost_objective=True) == plan.Speed(160, 640)  # none left
     mixed = plan.expected_speed(draws, 20, 10, cost_objective=True)  # 10 of each: per image 1/160 and 1/400
     assert mixed.train == pytest.approx(20 / (10 / 160 + 10 / 400))
+
+
+def test_the_start_up_is_priced_like_the_workers_own_random_draws():
+    draws = [plan.Speed(100, 400, macs=4e6), plan.Speed(400, 1600, macs=1e6), plan.Speed(400, 1600, macs=2e6),
+             plan.Speed(50, 200, macs=9e6, startup=True)]
+    assert plan.expected_speed(draws, 10, 10, cost_objective=True) == plan.Speed(50, 200)  # the replayed draw
+    assert plan.expected_speed(draws, 10, 0, cost_objective=True) == plan.Speed(400, 1600)  # others' cheap half
+
+
+def test_replayed_draws_are_the_networks_a_worker_draws_first():
+    from nas import spaces, storage
+    from nas.config import Recipe
+
+    space, seed = spaces.load("resnet_like"), 1234
+    study = optuna.create_study(sampler=storage.make_sampler("tpe", seed), directions=["maximize", "minimize"])
+    drawn = []
+    for _ in range(4):  # as Search._draw_one draws them, during TPE's random start-up
+        trial = study.ask()
+        drawn.append(spaces.sample(trial, space))
+        spaces.sample_recipe(trial, space, Recipe())
+        study.tell(trial, [0.5, 1.0])
+    replayed = plan.replayed_draws(space, 28, draws=6, seed=0, startup=[(seed, 4)])
+    assert [arch for arch, startup in replayed if startup] == drawn and [s for _, s in replayed] == [True] * 4 + [False] * 2

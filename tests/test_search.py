@@ -44,7 +44,7 @@ def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
     for attr in ("arch", "summary", "recipe", "params", "macs", "uncounted_ops", "latency", "curve", "fidelity",
                  "train_seconds"):
         assert attr in trial.user_attrs, attr
-    assert set(trial.user_attrs["latency"]) >= {"median_ms", "iqr_ms", "backend", "threads", "device"}
+    assert set(trial.user_attrs["latency"]) >= {"median_ms", "iqr_ms", "backend", "threads", "device", "cpu"}
     assert trial.user_attrs["curve"] == [[2, round(trial.values[0], 5)]]  # no pruning epoch: scored once, at the end
     spent = trial.user_attrs["seconds"]  # where its time went, summed per rung by `nas front`
     assert set(spent) == {"measure", "wait", "latency", "train", "score"} and spent["train"] > spent["score"] > 0
