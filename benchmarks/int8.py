@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import torch
 
 from nas import data, export, machine, measure, models, quantize, spaces, train
 from nas.config import DataConfig, Recipe
@@ -48,7 +49,8 @@ def compare(name: str, arch: dict, recipe: dict, splits, test, epochs: int) -> d
     recipe = Recipe.from_dict({**recipe, "epochs": epochs, "seed": 0})
     started = time.perf_counter()
     trained, _ = train.train(models.build(arch, seed=0), splits, recipe, device="cpu")
-    deployed = models.deployable(trained.float().eval(), recipe.tta_flip)
+    trained = trained.float().cpu().to(memory_format=torch.contiguous_format).eval()  # as built, as nas export does
+    deployed = models.deployable(trained, recipe.tta_flip)
     with tempfile.TemporaryDirectory() as folder:
         fp32, int8 = Path(folder) / "model.onnx", Path(folder) / quantize.INT8_FILE
         measure.export_onnx(deployed, str(fp32))

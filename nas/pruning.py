@@ -120,8 +120,7 @@ class Ladder:
             if records.rung_budget(rung) is None:
                 if study.metric_names:
                     rung.set_metric_names(study.metric_names)
-                records.write_rung_budget(rung, {"rung": k, "of": study.study_name, "epochs": budget.epochs,
-                                                 "subset": budget.subset})
+                records.write_rung_budget(rung, k, study.study_name, budget.epochs, budget.subset)
             self.studies.append(rung)
 
     def claim(self, fits=None) -> Promotion | None:
