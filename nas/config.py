@@ -208,6 +208,7 @@ class SearchConfig:
     device: str = "auto"  # cpu, cuda, cuda:N; auto = a GPU if there is one
     latency_backend: str = "onnxruntime"  # what the latency objective is timed with
     latency_threads: int = 1  # threads of the latency timing (batch 1, as deployed)
+    latency_as: str = "fp32"  # "int8": latency objective and limit timed on the trial's int8 model (nas/quantize.py)
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
@@ -228,6 +229,9 @@ class SearchConfig:
                              f"1..{self.epochs - 1}, before rung 0's last epoch (--epochs {self.epochs})")
         if self.rungs < 0:
             raise UsageError(f"--rungs {self.rungs}: must be >= 0 (0: no promotions)")
+        if self.latency_as not in ("fp32", "int8") or (self.latency_as == "int8" and self.latency_backend != "onnxruntime"):
+            raise UsageError(f"--latency-as {self.latency_as}: choose fp32 or int8 (int8 with the onnxruntime "
+                             f"latency backend only)")
         first = Budget(self.epochs, self.subset)
         if self.budgets is None:
             object.__setattr__(self, "budgets", relative_budgets(first, self.eta, self.rungs))
@@ -250,7 +254,9 @@ class SearchConfig:
                 "data": data,
                 "pruning": {"epochs": list(self.prune_epochs), "eta": self.eta, "n_min": self.n_min},
                 "promotions": [dataclasses.asdict(b) for b in self.budgets],
-                "latency": {"backend": self.latency_backend, "threads": self.latency_threads, "as_deployed": True}}
+                # "int8" only when set, so that studies made before it continue
+                "latency": {"backend": self.latency_backend, "threads": self.latency_threads, "as_deployed": True,
+                            **({"int8": True} if self.latency_as == "int8" else {})}}
 
 
 PICKS = ("best", "knee")

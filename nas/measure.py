@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -139,9 +140,10 @@ def latency(model: nn.Module, input_shape=None, backend: str = "onnxruntime", th
 
 @contextlib.contextmanager
 def latency_timer(model: nn.Module, input_shape=None, backend: str = "onnxruntime", threads: int = 1,
-                  device: str = "cpu", runs: int = 200, warmup: int = 30, batch: int = 1):
+                  device: str = "cpu", runs: int = 200, warmup: int = 30, batch: int = 1, int8_images=None):
     """Yields latency()'s timing as a function of no arguments, with the model already exported to ONNX:
-    the export takes seconds that need not keep other work off the cores, the timing alone does."""
+    the export takes seconds that need not keep other work off the cores, the timing alone does.
+    int8_images (float32 raw pixels): time the model quantised to int8 on them instead (nas/quantize.py)."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown latency backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     input_shape = shape_of(model, input_shape)
@@ -154,7 +156,12 @@ def latency_timer(model: nn.Module, input_shape=None, backend: str = "onnxruntim
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.onnx")
         export_onnx(model, path, input_shape)
-        yield lambda: onnx_latency(path, input_shape, threads, runs, warmup, batch)
+        if int8_images is not None:
+            from nas import quantize
+
+            quantize.quantize(Path(path), Path(folder) / quantize.INT8_FILE, int8_images)
+            path = os.path.join(folder, quantize.INT8_FILE)
+        yield lambda: {**onnx_latency(path, input_shape, threads, runs, warmup, batch), "int8": int8_images is not None}
 
 
 def throughput(model: nn.Module, input_shape=None, batch: int = 256, **kwargs) -> float:

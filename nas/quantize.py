@@ -46,12 +46,11 @@ def has_vnni() -> bool:
 
 def quantize(model: Path, out: Path, images: np.ndarray) -> None:
     """Write `out`, the int8 QDQ model of `model`, calibrated (min-max) on `images` (float32 raw pixels)."""
+    import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType, quant_pre_process,
                                           quantize_static)
 
-    from nas.measure import ort_session
-
-    name = ort_session(model).get_inputs()[0].name
+    name = onnx.load(str(model), load_external_data=False).graph.input[0].name
     with tempfile.TemporaryDirectory() as folder:
         prepared = Path(folder) / "prepared.onnx"
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)  # shapes and folded constants

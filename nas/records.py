@@ -70,21 +70,19 @@ def _plain(value):
     return value.value if isinstance(value, Enum) else value
 
 
-def write(trial, **fields) -> None:
-    """Store fields of `Stored` on a running trial; an unknown name is a bug, caught here."""
-    unknown = set(fields) - FIELDS
-    if unknown:
-        raise KeyError(f"not a stored trial field: {', '.join(sorted(unknown))}")
-    for name, value in fields.items():
-        trial.set_user_attr(name, _plain(value))
-
-
 def attrs(**fields) -> dict:
-    """Fields as user attributes, for a trial queued with them (Study.enqueue_trial, create_trial)."""
+    """Fields of `Stored` as user attributes (None left out), for write() or a trial queued with them
+    (Study.enqueue_trial, create_trial); an unknown name is a bug, caught here."""
     unknown = set(fields) - FIELDS
     if unknown:
         raise KeyError(f"not a stored trial field: {', '.join(sorted(unknown))}")
     return {name: _plain(value) for name, value in fields.items() if value is not None}
+
+
+def write(trial, **fields) -> None:
+    """Store fields of `Stored` on a running trial."""
+    for name, value in attrs(**fields).items():
+        trial.set_user_attr(name, value)
 
 
 def write_epoch_score(trial, epoch: int, accuracy: float) -> None:

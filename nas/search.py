@@ -276,7 +276,7 @@ class Search:
         params, (macs, uncounted) = measure.count_params(model), measure.count_macs(model)
         # timed as deployed: with the flip test-time augmentation when the recipe uses it
         with measure.latency_timer(models.deployable(model, recipe.tta_flip), backend=self.config.latency_backend,
-                                   threads=self.config.latency_threads) as time_it:
+                                   threads=self.config.latency_threads, int8_images=self._int8_images()) as time_it:
             counted = time.perf_counter()
             with cores.timing(while_waiting=self._beater(trial)):  # never while a trial trains on these cores
                 waited = time.perf_counter()
@@ -287,6 +287,14 @@ class Search:
         # > 0: over the limit, by that fraction
         optuna_adapter.record_constraints(trial, {name: costs[name] / limit - 1 for name, limit in self.config.limits().items()})
         return costs
+
+    def _int8_images(self):
+        """With --latency-as int8, the training images each trial's int8 model is calibrated on; else None."""
+        from nas import quantize
+
+        if self.config.latency_as != "int8":
+            return None
+        return quantize.calibration_images(self.splits(self.config.subset).train.images.cpu().numpy())
 
     def _pruning_judge(self, trial, recipe: Recipe, costs: dict):
         """on_epoch's verdict at rung 0's pruning epochs: True = stop this trial."""

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 from nas import results, search, storage
 from nas.config import SearchConfig, parse_count, parse_ms, parse_objectives
 from nas.errors import UsageError
+from nas.records import StudySettings
 
 TINY = str(Path(__file__).parent / "spaces" / "tiny.yaml")
 FAST = ["--epochs", "2", "--subset", "0.01", "--val-size", "500", "--budgets", "3x0.02", "--jobs", "1"]
@@ -70,6 +71,18 @@ def test_over_the_limit_is_recorded_infeasible_and_never_trained(nas_cli, tmp_pa
         assert t.user_attrs["params"] > 1200 and t.constraints["params"] > 0
         assert t.number not in {b.number for b in study.best_trials}
     assert results.counts(study)["trained"] == 2
+
+
+def test_latency_as_int8_times_each_trial_on_its_quantised_model(nas_cli, tmp_path):
+    out, storage = run_search(nas_cli, tmp_path, "--latency-as", "int8", "--objectives", "accuracy,latency",
+                              trials=1)
+    assert out.returncode == 0, out.stderr
+    study = optuna.load_study(study_name="t", storage=storage)
+    latency = study.trials[0].user_attrs["latency"]
+    assert latency["int8"] is True and latency["median_ms"] == study.trials[0].values[1] > 0
+    assert StudySettings.of(study).raw["latency"]["int8"] is True
+    again, _ = run_search(nas_cli, tmp_path, "--objectives", "accuracy,latency", trials=2)  # timed in fp32 now
+    assert again.returncode == 2 and "created with other settings (latency" in " ".join(again.stderr.split())
 
 
 def test_a_preset_over_a_limit_is_recorded_infeasible_not_trained(nas_cli, tmp_path):
