@@ -124,7 +124,7 @@ def cpu_quota() -> str:
         return "none"
 
 
-def flops_per_cycle(flags: set[str], vendor: str, family: int, dtype: str) -> tuple[int, str]:
+def flops_per_cycle(flags: frozenset[str], vendor: str, family: int, dtype: str) -> tuple[int, str]:
     """(FLOP per cycle per core, the unit that gives it) for a dense dtype matmul: two FMA pipes of the
     widest vectors the core executes, bf16 dot products at twice the fp32 rate, or AMX tiles (1,024 bf16
     FLOP per cycle on Sapphire Rapids and later). Zen 4 (AMD family 25) runs AVX-512 on 256-bit units."""
@@ -149,7 +149,7 @@ def theoretical_peaks(measured: dict[str, float]) -> tuple[dict[str, float], str
     means the matmul ran faster than the ISA assumed can go (AMX where AVX-512 was assumed, say)."""
     info = open("/proc/cpuinfo").read()
     field = lambda name: re.search(rf"^{name}\s*:\s*(.*)$", info, re.M).group(1)
-    flags, vendor, family = set(field("flags").split()), field("vendor_id"), int(field("cpu family"))
+    flags, vendor, family = machine.cpu_flags(), field("vendor_id"), int(field("cpu family"))
     cores = len(os.sched_getaffinity(0))
     per_cycle = {dtype: flops_per_cycle(flags, vendor, family, dtype) for dtype in ("fp32", "bf16")}
     nominal = float(field("cpu MHz")) / 1e3

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -352,7 +353,8 @@ def expected_duration(runner, config: SearchConfig, devices: list[str], already:
     random_left = max(0, storage.RANDOM_TRIALS - already)
     # the start-up draws each worker will make, replayed from its sampler's seed (not on a shared server,
     # where the seed depends on the process)
-    per_worker = -(-random_left // len(devices)) if config.sampler == "tpe" and config.storage.startswith("sqlite") else 0
+    replayable = config.sampler == "tpe" and config.storage.startswith("sqlite")
+    per_worker = math.ceil(random_left / len(devices)) if replayable else 0
     n_before = len(runner.study.get_trials(deepcopy=False))
     startup = [(storage.sampler_seed(config, n_before, worker), per_worker) for worker in range(len(devices))]
     draws = plan.calibrate(runner.space, runner.inputs, threads, batch, seed=config.seed, startup=startup)

@@ -23,6 +23,7 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(line.partition(":")[2].split())
 
 
+@functools.cache
 def cpu_model() -> str:
     """'AMD EPYC (family 25 model 17)': the model name, with family and model where the name is generic."""
     fields = {}
