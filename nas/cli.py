@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -21,6 +22,7 @@ from nas.config import (EXPORT_MINUTES, PICKS, SAMPLERS, Budget, DataConfig, Exp
 from nas.errors import NasError, UsageError
 
 err = Console(stderr=True)  # humans read stderr
+STARTED = time.monotonic()  # this process's start, near enough: what a search's workers will redo is timed from it
 STUDIES = Path("studies")
 
 
@@ -357,21 +359,26 @@ def expected_duration(runner, config: SearchConfig, devices: list[str], already:
     per_worker = math.ceil(random_left / len(devices)) if replayable else 0
     n_before = len(runner.study.get_trials(deepcopy=False))
     startup = [(storage.sampler_seed(config, n_before, worker), per_worker) for worker in range(len(devices))]
+    calibrating = time.monotonic()
     draws = plan.calibrate(runner.space, runner.inputs, threads, batch, seed=config.seed, startup=startup)
     speed = plan.expected_speed(draws, left, random_left, any(o != "accuracy" for o in config.objectives))
+    calibrated = time.monotonic()
     first = runner.splits(config.subset)
+    # each worker process imports, opens the study and loads the data, as this one did before and after calibrating
+    boot = (calibrating - STARTED) + (time.monotonic() - calibrated) if len(devices) > 1 else 0.0
     estimate = plan.estimate(config, speed, round(len(first.train) / config.subset), len(first.val), len(devices))
     if config.trials is not None:
-        wall = estimate.wall_seconds(left)
+        wall = boot + estimate.wall_seconds(left)
         parts = ", ".join(f"{name} {fmt_duration(left * estimate.per_trial(name) / len(devices))}"
                           for name in estimate.share)
         sooner = config.minutes and config.minutes * 60 < wall
         bound = f"; --minutes {config.minutes:g} stops it sooner" if sooner else ""
-        err.print(f"expected duration: about {fmt_duration(wall)} for {left} more trials on {len(devices)} "
-                  f"worker(s) ({parts}; per worker {speed.train:.0f} images/s trained and {speed.score:.0f} "
-                  f"scored, timed on this machine){bound}",
+        starting = f"workers starting {fmt_duration(boot)}, " if boot else ""
+        err.print(f"expected duration: about {fmt_duration(wall)} from now for {left} more trials on {len(devices)} "
+                  f"worker(s) ({starting}{parts}; per worker {speed.train:.0f} images/s trained and "
+                  f"{speed.score:.0f} scored, timed on this machine in {fmt_duration(calibrated - calibrating)}){bound}",
                   highlight=False)
-    return plan.Progress(estimate, left if config.trials is not None else None, config.minutes)
+    return plan.Progress(estimate, left if config.trials is not None else None, config.minutes, boot)
 
 
 def cmd_front(args) -> int:

@@ -179,8 +179,9 @@ class Progress:
     """Time left of a running search: the estimate's remaining work, priced at the pace its finished
     trials showed (elapsed wall time over the estimated worker-seconds of the work they did)."""
 
-    def __init__(self, plan: Estimate, trials_left: int | None, minutes: float | None):
+    def __init__(self, plan: Estimate, trials_left: int | None, minutes: float | None, boot: float = 0.0):
         self.plan, self.minutes = plan, minutes
+        self.boot = boot  # expected seconds before the workers start their first trials
         self.total = plan.per_trial() * trials_left if trials_left is not None else None  # worker-seconds
         self.started = time.monotonic()
         self.done = 0.0  # estimated worker-seconds of the work finished so far
@@ -198,8 +199,9 @@ class Progress:
         elapsed = time.monotonic() - self.started
         left = None
         if self.total is not None:
-            pace = (elapsed + self.prior) / (self.done / self.plan.workers + self.prior) if self.done else 1.0
-            left = max(0.0, self.total - self.done) / self.plan.workers * pace
+            working = max(0.0, elapsed - self.boot)
+            pace = (working + self.prior) / (self.done / self.plan.workers + self.prior) if self.done else 1.0
+            left = max(0.0, self.boot - elapsed) + max(0.0, self.total - self.done) / self.plan.workers * pace
         if self.minutes is not None:
             left = min(left if left is not None else float("inf"), max(0.0, 60 * self.minutes - elapsed))
         return left

@@ -57,6 +57,12 @@ def test_time_left_follows_the_pace_the_finished_trials_showed():
             progress.finished(rung=0, trained=True)
     assert at_plan.seconds_left() == pytest.approx(5 * per_trial, rel=0.01)
     assert 5 * per_trial * 1.5 < slow.seconds_left() < 5 * per_trial * 2  # the plan's pace still weighs a little
+    booting = plan.Progress(estimate, 10, None, boot=30.0)  # the workers' start-up is still to come
+    assert booting.seconds_left() == pytest.approx(30 + 10 * per_trial, rel=0.01)
+    booting.started -= 30 + 5 * per_trial  # booted, then 5 trials at the plan's pace
+    for _ in range(5):
+        booting.finished(rung=0, trained=True)
+    assert booting.seconds_left() == pytest.approx(5 * per_trial, rel=0.01)
     bounded = plan.Progress(estimate, 10, minutes=0.01)
     assert bounded.seconds_left() <= 0.6  # --minutes bounds it
 
