@@ -300,6 +300,7 @@ def cmd_search(args) -> int:
         space=args.space, study=study_name, storage=args.storage or storage.default_storage(study_name),
         trials=trials, objectives=parse_objectives(args.objectives), **limits, epochs=args.epochs,
         subset=args.subset, prune_epochs=parse_epochs(args.prune_at, "--prune-at"), rungs=args.rungs, eta=args.eta,
+        top_clock=args.top_rung == "clock",
         budgets=parse_budgets(args.budgets) if args.budgets else None, sampler=args.sampler, seed=args.seed,
         with_presets=args.with_presets, minutes=args.minutes, device=args.device,
         latency_backend=args.latency_backend, latency_threads=args.latency_threads, latency_as=args.latency_as,
@@ -315,6 +316,8 @@ def cmd_search(args) -> int:
     err.print(f"study [bold]{config.study}[/bold] in {storage.redact(config.storage)}: {already} of {config.trials or 'unlimited'} "
               f"trained trials so far; rung 0: {Budget(config.epochs, config.subset)} of the training split"
               + "".join(f", rung {k}: {b}" for k, b in enumerate(config.budgets, start=1))
+              + (" by the clock (as long as that takes at rung 0's median speed)"
+                 if config.top_clock and config.budgets else "")
               + f" (the top 1/{config.eta:g} of each rung goes on); limits {config.limits() or 'none'}",
               highlight=False)
     clock = expected_duration(runner, config, devices, already)
@@ -670,6 +673,10 @@ def parser() -> Parser:
                         "(default %(default)g)")
     p.add_argument("--budgets", help="the promotion rungs spelt out instead, EPOCHSxFRACTION each, e.g. 6x0.4,9x0.8; "
                                      "none: no promotions")
+    p.add_argument("--top-rung", choices=["clock", "epochs"], default="clock" if S.top_clock else "epochs",
+                   help="clock: the top rung trains every trial as long as its budget takes at the median speed "
+                        "of rung 0, so it ranks networks at equal time, as nas export trains them; epochs: for "
+                        "its budget (default %(default)s)")
     p.add_argument("--sampler", choices=SAMPLERS, default=S.sampler)
     p.add_argument("--seed", type=int, default=S.seed)
     p.add_argument("--with-presets", action="store_true",

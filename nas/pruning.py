@@ -120,7 +120,7 @@ class Ladder:
             if records.rung_budget(rung) is None:
                 if study.metric_names:
                     rung.set_metric_names(study.metric_names)
-                records.write_rung_budget(rung, k, study.study_name, budget.epochs, budget.subset)
+                records.write_rung_budget(rung, k, study.study_name, budget)
             self.studies.append(rung)
 
     def claim(self, fits=None) -> Promotion | None:
@@ -133,6 +133,27 @@ class Ladder:
             if promotion is not None:
                 return promotion
         return None
+
+    def clock_seconds(self, k: int, budget, train_images: int) -> float | None:
+        """Rung k by the clock: how long each of its trials trains. Set once, when a promotion to it is first
+        considered: the time `budget`'s images take at the median training speed of rung 0's trials so far.
+        (Two workers getting there at the same moment may each set it, from nearly the same trials.) None
+        while no trial of rung 0 has a measured speed."""
+        import dataclasses
+
+        from optuna.trial import TrialState
+
+        stored = records.rung_budget(self.studies[k]) or {}
+        if not stored.get("seconds"):
+            trials = self.studies[0].get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            speeds = sorted(s for t in trials if (s := records.stored(t).train_images_per_second))
+            if not speeds:
+                return None
+            seconds = round(budget.images * train_images / speeds[len(speeds) // 2], 1)
+            records.write_rung_budget(self.studies[k], k, self.studies[0].study_name,
+                                      dataclasses.replace(budget, seconds=seconds))
+            stored = records.rung_budget(self.studies[k])
+        return stored["seconds"]
 
     def busy(self) -> bool:
         """Is any trial of any rung running (in another worker)? Its result may yet earn a promotion.

@@ -203,6 +203,6 @@ def rung_budget(rung_study) -> dict | None:
     return rung_study.user_attrs.get(RUNG_KEY)
 
 
-def write_rung_budget(rung_study, rung: int, of: str, epochs: int, subset: float) -> None:
-    """What a rung study trains: rung k of study `of`, `epochs` on `subset` of the training split."""
-    rung_study.set_user_attr(RUNG_KEY, {"rung": rung, "of": of, "epochs": epochs, "subset": subset})
+def write_rung_budget(rung_study, rung: int, of: str, budget) -> None:
+    """What a rung study trains: rung k of study `of`, a config.Budget (by the clock: its seconds once set)."""
+    rung_study.set_user_attr(RUNG_KEY, {"rung": rung, "of": of, **budget.to_dict()})

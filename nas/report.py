@@ -128,6 +128,7 @@ def front_rows(records, val_size: int) -> list[dict]:
         rows.append({"trial": r.number, "rung": r.rung, "val_acc": acc,
                      "val_acc_se": float(np.sqrt(acc * (1 - acc) / val_size)),
                      "epochs": (r.fidelity or {}).get("epochs"), "subset": (r.fidelity or {}).get("subset"),
+                     "seconds": (r.fidelity or {}).get("seconds"),
                      "params": r.params, "macs": r.macs, "latency_ms": r.latency_ms,
                      "latency_iqr_ms": r.latency.get("iqr_ms"), "summary": r.summary, "preset": r.preset,
                      "values": list(r.values)})
@@ -139,7 +140,8 @@ def front_table(rows: list[dict], title: str) -> Table:
     for col in ("trial", "rung", "val acc", "params", "MACs", "latency ms", "architecture"):
         table.add_column(col, justify="left" if col == "architecture" else "right")
     for r in rows:
-        budget = f"{r['rung']} ({r['epochs']}x{r['subset']:g})" if r["epochs"] else str(r["rung"])
+        length = f"{r['seconds']:.0f}s" if r.get("seconds") else r["epochs"]
+        budget = f"{r['rung']} ({length}x{r['subset']:g})" if r["epochs"] else str(r["rung"])
         table.add_row(str(r["trial"]) + (f" ({r['preset']})" if r["preset"] else ""), budget,
                       f"{r['val_acc']:.4f} ± {r['val_acc_se']:.4f}", fmt_count(r["params"]), fmt_count(r["macs"]),
                       f"{r['latency_ms']:.3f}", r["summary"] or "")
@@ -215,7 +217,8 @@ def plot_study(study, objectives, folder: Path, highlight: int | None = None,
     fig, axes = plt.subplots(len(rungs), 2, figsize=(12, 4.8 * len(rungs)), squeeze=False)
     for row, (k, rung_study) in zip(axes, rungs):
         budget = records.rung_budget(rung_study) or records.StudySettings.of(study).budget
-        label = f"rung {k}: {budget.get('epochs', '?')} epochs on {budget.get('subset', 1):.0%}"
+        length = f"{budget['seconds']:.0f} s" if budget.get("seconds") else f"{budget.get('epochs', '?')} epochs"
+        label = f"rung {k}: {length} on {budget.get('subset', 1):.0%}"
         _scatter_rung(row, _groups(rung_study, objectives), highlight, label)
     trials = study.get_trials(deepcopy=False)
     fig.suptitle(f"study {study.study_name}: {len(trials)} trials drawn; each row compares one rung's budget")

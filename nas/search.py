@@ -131,8 +131,9 @@ class Search:
         speed = records.stored(root).train_images_per_second
         if deadline is None or not speed:
             return True
+        budget = self._budget(k)
         train_images = len(self.splits(self.config.subset).train) / self.config.subset
-        seconds = self.config.budgets[k - 1].images * train_images / speed * PROMOTION_MARGIN
+        seconds = (budget.seconds or budget.images * train_images / speed) * PROMOTION_MARGIN
         return time.monotonic() + seconds <= deadline
 
     def _recover(self) -> None:
@@ -251,7 +252,7 @@ class Search:
 
         key = candidate_key(arch, recipe.to_dict())
         records.write(trial, arch=arch, summary=models.summary(arch), recipe=recipe.to_dict(), key=key,
-                      fidelity=dataclasses.asdict(budget), rung=rung)
+                      fidelity=budget.to_dict(), rung=rung)
         self.events("start", number=_architecture(trial), rung=rung, summary=models.summary(arch), epochs=recipe.epochs)
         return key
 
@@ -335,8 +336,9 @@ class Search:
 
         return beat
 
-    def _train(self, trial, model, recipe: Recipe, splits, judge, eval_epochs: set[int]):
-        """Train, recording the validation curve on the trial; `judge(epoch, accuracy)` may stop it."""
+    def _train(self, trial, model, recipe: Recipe, splits, judge, eval_epochs: set[int], length=None):
+        """Train (for recipe.epochs, or `length`: a train.ByClock), recording the validation curve on the
+        trial; `judge(epoch, accuracy)` may stop it."""
         from nas import cores, train
 
         beat, curve = self._beater(trial), []
@@ -354,7 +356,7 @@ class Search:
 
         with cores.training():
             _, result = train.train(model, splits, recipe, self.device, on_epoch=on_epoch, on_step=on_step,
-                                    eval_epochs=eval_epochs)
+                                    eval_epochs=eval_epochs, length=length)
         self._spent(trial, train=result.seconds, score=result.score_seconds)
         records.write(trial, train_seconds=round(result.seconds, 2),
                       train_images_per_second=round(result.images_per_second, 1), precision=result.precision)
@@ -382,14 +384,22 @@ class Search:
         return kind
 
     # -- rungs 1, 2, ...: a promotion
+    def _budget(self, rung: int) -> Budget:
+        """Rung `rung`'s budget; the top rung's with its seconds when it trains by the clock."""
+        budget = self.config.budgets[rung - 1]
+        if self.config.top_clock and rung == len(self.config.budgets):
+            whole = round(len(self.splits(self.config.subset).train) / self.config.subset)
+            budget = dataclasses.replace(budget, seconds=self.ladder.clock_seconds(rung, budget, whole))  # None: epochs
+        return budget
+
     def promote(self, promotion) -> Kind:
         """Train a promoted architecture afresh at its rung's budget (the one-cycle schedule fitted to it)."""
-        from nas import models
+        from nas import models, train
 
         root, trial = TrialRecord.of(promotion.root), promotion.trial
         test_hook("promotion")
         own(trial)
-        budget = self.config.budgets[promotion.rung - 1]
+        budget = self._budget(promotion.rung)
         recipe = Recipe.from_dict(root.recipe).replace(epochs=budget.epochs)
         self._describe(trial, root.arch, recipe, budget, rung=promotion.rung)
         # the same network: its costs stand
@@ -397,7 +407,9 @@ class Search:
                       latency=root.latency)
         optuna_adapter.record_constraints(trial, optuna_adapter.named_constraints(root.trial))
         model = models.build(root.arch, self.inputs, seed=recipe.seed)
-        result = self._train(trial, model, recipe, self.splits(budget.subset), None, eval_epochs={budget.epochs})
+        clock = train.ByClock(budget.seconds) if budget.seconds else None
+        result = self._train(trial, model, recipe, self.splits(budget.subset), None,
+                             eval_epochs=set() if clock else {budget.epochs}, length=clock)
         return self._tell(trial, result, root.costs, root.stored.kind or Kind.TRAINED)
 
 

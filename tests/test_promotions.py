@@ -8,7 +8,7 @@ import sqlalchemy
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from nas import optuna_adapter, storage
+from nas import optuna_adapter, records, storage
 from nas.config import Budget, SearchConfig, parse_budgets
 from nas.errors import UsageError
 from nas.pruning import Ladder, rung_study_name, rungs_of
@@ -47,6 +47,24 @@ def test_no_more_than_a_third_is_promoted_in_all_when_the_top_changes(tmp_path):
         study.add_trial(create_trial(values=[acc, 50], params={"x": 9}, distributions={"x": IntDistribution(0, 100)},
                                      user_attrs={"kind": "trained"}))
     assert ladder.claim().root.number == 3 and ladder.claim() is None
+
+
+def test_the_top_rung_by_the_clock_trains_as_long_as_its_budget_takes_at_rung_0s_median_speed(tmp_path):
+    def measured(speed):
+        study.add_trial(create_trial(values=[0.6, 5], params={"x": 7}, distributions={"x": IntDistribution(0, 100)},
+                                     user_attrs={"kind": "trained", "train_images_per_second": speed}))
+
+    study = rung0(tmp_path, [(0.9, 50)])
+    ladder = Ladder(study, BUDGETS, eta=3)
+    assert ladder.clock_seconds(2, BUDGETS[1], 1_000) is None  # no speed measured yet: by its epochs
+    for speed in (100.0, 400.0, 200.0):
+        measured(speed)
+    # 4 epochs on all 1,000 images at the median 200 images/s; set once, the rung's own from then on
+    assert ladder.clock_seconds(2, BUDGETS[1], 1_000) == 20.0
+    measured(1e6)
+    assert ladder.clock_seconds(2, BUDGETS[1], 1_000) == 20.0
+    assert records.rung_budget(ladder.studies[2]) == {"rung": 2, "of": "p", "epochs": 4, "subset": 1.0,
+                                                      "seconds": 20.0}
 
 
 def test_the_highest_rung_is_served_first(tmp_path):

@@ -8,7 +8,7 @@ import yaml
 from conftest import first_running
 from optuna.trial import TrialState
 
-from nas import results, search, storage
+from nas import records, results, search, storage
 from nas.config import SearchConfig, parse_count, parse_ms, parse_objectives
 from nas.errors import UsageError
 from nas.records import StudySettings
@@ -36,6 +36,8 @@ def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
     rung1 = optuna.load_study(study_name="t/rung-1", storage=storage)
     promoted = [t.user_attrs["root"] for t in rung1.trials]
     assert 1 <= len(promoted) <= 2 and len(set(promoted)) == len(promoted)
+    clock = records.rung_budget(rung1)["seconds"]  # the top rung trains every trial for this long
+    assert clock > 0 and all(t.user_attrs["fidelity"]["seconds"] == clock for t in rung1.trials)
     on_rung1 = [t.user_attrs["root"] for t in sorted(rung1.best_trials, key=lambda t: -t.values[0])]
     assert [(r["trial"], r["rung"]) for r in printed][:len(on_rung1)] == [(n, 1) for n in on_rung1]
     assert {r["trial"] for r in printed[len(on_rung1):]} == {t.number for t in study.best_trials} - set(on_rung1)
