@@ -17,7 +17,7 @@ just the most accurate corner.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -139,8 +139,6 @@ class Ladder:
         considered: the time `budget`'s images take at the median training speed of rung 0's trials so far.
         (Two workers getting there at the same moment may each set it, from nearly the same trials.) None
         while no trial of rung 0 has a measured speed."""
-        import dataclasses
-
         from optuna.trial import TrialState
 
         stored = records.rung_budget(self.studies[k]) or {}
@@ -151,7 +149,7 @@ class Ladder:
                 return None
             seconds = round(budget.images * train_images / speeds[len(speeds) // 2], 1)
             records.write_rung_budget(self.studies[k], k, self.studies[0].study_name,
-                                      dataclasses.replace(budget, seconds=seconds))
+                                      replace(budget, seconds=seconds))
             stored = records.rung_budget(self.studies[k])
         return stored["seconds"]
 

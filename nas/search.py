@@ -132,8 +132,7 @@ class Search:
         if deadline is None or not speed:
             return True
         budget = self._budget(k)
-        train_images = len(self.splits(self.config.subset).train) / self.config.subset
-        seconds = (budget.seconds or budget.images * train_images / speed) * PROMOTION_MARGIN
+        seconds = (budget.seconds or budget.images * self._whole_split() / speed) * PROMOTION_MARGIN
         return time.monotonic() + seconds <= deadline
 
     def _recover(self) -> None:
@@ -388,9 +387,13 @@ class Search:
         """Rung `rung`'s budget; the top rung's with its seconds when it trains by the clock."""
         budget = self.config.budgets[rung - 1]
         if self.config.top_clock and rung == len(self.config.budgets):
-            whole = round(len(self.splits(self.config.subset).train) / self.config.subset)
-            budget = dataclasses.replace(budget, seconds=self.ladder.clock_seconds(rung, budget, whole))  # None: epochs
+            seconds = self.ladder.clock_seconds(rung, budget, self._whole_split())  # None: by its epochs
+            budget = dataclasses.replace(budget, seconds=seconds)
         return budget
+
+    def _whole_split(self) -> int:
+        """Images in the whole training split (rung 0 trains config.subset of it)."""
+        return round(len(self.splits(self.config.subset).train) / self.config.subset)
 
     def promote(self, promotion) -> Kind:
         """Train a promoted architecture afresh at its rung's budget (the one-cycle schedule fitted to it)."""
