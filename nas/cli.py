@@ -316,7 +316,7 @@ def cmd_search(args) -> int:
     err.print(f"study [bold]{config.study}[/bold] in {storage.redact(config.storage)}: {already} of {config.trials or 'unlimited'} "
               f"trained trials so far; rung 0: {Budget(config.epochs, config.subset)} of the training split"
               + "".join(f", rung {k}: {b}" for k, b in enumerate(config.budgets, start=1))
-              + (" by the clock (as long as that takes at rung 0's median speed)"
+              + (" by the clock (as long as that takes at the calibrated speed)"
                  if config.top_clock and config.budgets else "")
               + f" (the top 1/{config.eta:g} of each rung goes on); limits {config.limits() or 'none'}",
               highlight=False)
@@ -366,6 +366,7 @@ def expected_duration(runner, config: SearchConfig, devices: list[str], already:
     draws = plan.calibrate(runner.space, runner.inputs, threads, batch, seed=config.seed, startup=startup)
     speed = plan.expected_speed(draws, left, random_left, any(o != "accuracy" for o in config.objectives))
     calibrated = time.monotonic()
+    runner.set_clock(speed.train)
     first = runner.splits(config.subset)
     # each worker process imports, opens the study and loads the data, as this one did before and after calibrating
     boot = (calibrating - STARTED) + (time.monotonic() - calibrated) if len(devices) > 1 else 0.0
@@ -674,8 +675,8 @@ def parser() -> Parser:
     p.add_argument("--budgets", help="the promotion rungs spelt out instead, EPOCHSxFRACTION each, e.g. 6x0.4,9x0.8; "
                                      "none: no promotions")
     p.add_argument("--top-rung", choices=["clock", "epochs"], default="clock" if S.top_clock else "epochs",
-                   help="clock: the top rung trains every trial as long as its budget takes at the median speed "
-                        "of rung 0, so it ranks networks at equal time, as nas export trains them; epochs: for "
+                   help="clock: the top rung trains every trial as long as its budget takes at the speed timed "
+                        "at the start (rung 0's median on a GPU), so it ranks networks at equal time, as nas export trains them; epochs: for "
                         "its budget (default %(default)s)")
     p.add_argument("--sampler", choices=SAMPLERS, default=S.sampler)
     p.add_argument("--seed", type=int, default=S.seed)

@@ -134,24 +134,30 @@ class Ladder:
                 return promotion
         return None
 
-    def clock_seconds(self, k: int, budget, train_images: int) -> float | None:
-        """Rung k by the clock: how long each of its trials trains. Set once, when a promotion to it is first
-        considered: the time `budget`'s images take at the median training speed of rung 0's trials so far.
-        (Two workers getting there at the same moment may each set it, from nearly the same trials.) None
-        while no trial of rung 0 has a measured speed."""
-        from optuna.trial import TrialState
-
+    def clock_seconds(self, k: int, budget, train_images: int, speed: float | None = None) -> float | None:
+        """Rung k by the clock: how long each of its trials trains. Set once (a resumed search keeps it, so the
+        rung ranks every trial at one length): the time `budget`'s images take at `speed` (images/s, the
+        calibrated speed the search's estimate uses), else at the median training speed of rung 0's trials so
+        far. (Two workers getting there at the same moment may each set it, from nearly the same trials.)
+        None while there is neither a speed nor a trial of rung 0 with a measured one."""
         stored = records.rung_budget(self.studies[k]) or {}
         if not stored.get("seconds"):
-            trials = self.studies[0].get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            speeds = sorted(s for t in trials if (s := records.stored(t).train_images_per_second))
-            if not speeds:
+            speed = speed or self._median_speed()
+            if speed is None:
                 return None
-            seconds = round(budget.images * train_images / speeds[len(speeds) // 2], 1)
+            seconds = round(budget.images * train_images / speed, 1)
             records.write_rung_budget(self.studies[k], k, self.studies[0].study_name,
                                       replace(budget, seconds=seconds))
             stored = records.rung_budget(self.studies[k])
         return stored["seconds"]
+
+    def _median_speed(self) -> float | None:
+        """The median training speed (images/s) of rung 0's completed trials; None before the first."""
+        from optuna.trial import TrialState
+
+        trials = self.studies[0].get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        speeds = sorted(s for t in trials if (s := records.stored(t).train_images_per_second))
+        return speeds[len(speeds) // 2] if speeds else None
 
     def busy(self) -> bool:
         """Is any trial of any rung running (in another worker)? Its result may yet earn a promotion.

@@ -391,6 +391,13 @@ class Search:
             budget = dataclasses.replace(budget, seconds=seconds)
         return budget
 
+    def set_clock(self, images_per_second: float) -> None:
+        """Fix the top rung's seconds from the calibrated training speed, before any trial: the rung then costs
+        what the estimate says (set from rung 0's first trials instead, TPE's slow random draws made it 3x that)."""
+        if self.config.top_clock and self.config.budgets:
+            self.ladder.clock_seconds(len(self.config.budgets), self.config.budgets[-1], self._whole_split(),
+                                      speed=images_per_second)
+
     def _whole_split(self) -> int:
         """Images in the whole training split (rung 0 trains config.subset of it)."""
         return round(len(self.splits(self.config.subset).train) / self.config.subset)

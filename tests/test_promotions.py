@@ -67,6 +67,15 @@ def test_the_top_rung_by_the_clock_trains_as_long_as_its_budget_takes_at_rung_0s
                                                       "seconds": 20.0}
 
 
+def test_the_top_rung_by_the_clock_takes_the_calibrated_speed_first_and_keeps_it(tmp_path):
+    study = rung0(tmp_path, [(0.9, 50)])
+    ladder = Ladder(study, BUDGETS, eta=3)
+    # 4 epochs on all 1,000 images at the 500 images/s the search's estimate timed, before any trial
+    assert ladder.clock_seconds(2, BUDGETS[1], 1_000, speed=500.0) == 8.0
+    assert ladder.clock_seconds(2, BUDGETS[1], 1_000, speed=50.0) == 8.0  # resumed elsewhere: the rung's own
+    assert ladder.clock_seconds(2, BUDGETS[1], 1_000) == 8.0
+
+
 def test_the_highest_rung_is_served_first(tmp_path):
     study = rung0(tmp_path, [(0.9, 50), (0.8, 50), (0.7, 50)] * 3)
     ladder = Ladder(study, BUDGETS, eta=3)

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -36,7 +37,9 @@ def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
     rung1 = optuna.load_study(study_name="t/rung-1", storage=storage)
     promoted = [t.user_attrs["root"] for t in rung1.trials]
     assert 1 <= len(promoted) <= 2 and len(set(promoted)) == len(promoted)
-    clock = records.rung_budget(rung1)["seconds"]  # the top rung trains every trial for this long
+    clock = records.rung_budget(rung1)["seconds"]  # the top rung trains every trial for this long:
+    calibrated = float(re.search(r"per worker (\d+) images/s trained", out.stderr)[1])
+    assert clock == pytest.approx(3 * 0.02 * 59_500 / calibrated, rel=0.02)  # 3x0.02 at the timed speed
     assert clock > 0 and all(t.user_attrs["fidelity"]["seconds"] == clock for t in rung1.trials)
     on_rung1 = [t.user_attrs["root"] for t in sorted(rung1.best_trials, key=lambda t: -t.values[0])]
     assert [(r["trial"], r["rung"]) for r in printed][:len(on_rung1)] == [(n, 1) for n in on_rung1]
