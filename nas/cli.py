@@ -676,8 +676,8 @@ def parser() -> Parser:
                                      "none: no promotions")
     p.add_argument("--top-rung", choices=["clock", "epochs"], default="clock" if S.top_clock else "epochs",
                    help="clock: the top rung trains every trial as long as its budget takes at the speed timed "
-                        "at the start (rung 0's median on a GPU), so it ranks networks at equal time, as nas export trains them; epochs: for "
-                        "its budget (default %(default)s)")
+                        "at the start (rung 0's median on a GPU), so it ranks networks at equal time, as nas "
+                        "export trains them; epochs: for its budget (default %(default)s)")
     p.add_argument("--sampler", choices=SAMPLERS, default=S.sampler)
     p.add_argument("--seed", type=int, default=S.seed)
     p.add_argument("--with-presets", action="store_true",
