@@ -39,7 +39,8 @@ def test_tiny_search_end_to_end_and_front_matches_optuna(nas_cli, tmp_path):
     assert 1 <= len(promoted) <= 2 and len(set(promoted)) == len(promoted)
     clock = records.rung_budget(rung1)["seconds"]  # the top rung trains every trial for this long:
     calibrated = float(re.search(r"per worker (\d+) images/s trained", out.stderr)[1])
-    assert clock == pytest.approx(3 * 0.02 * 59_500 / calibrated, rel=0.02)  # 3x0.02 at the timed speed
+    # 3x0.02 at the timed speed; the clock is stored to 0.1 s, the speed printed to 1 image/s
+    assert clock == pytest.approx(3 * 0.02 * 59_500 / calibrated, rel=0.02, abs=0.05)
     assert clock > 0 and all(t.user_attrs["fidelity"]["seconds"] == clock for t in rung1.trials)
     on_rung1 = [t.user_attrs["root"] for t in sorted(rung1.best_trials, key=lambda t: -t.values[0])]
     assert [(r["trial"], r["rung"]) for r in printed][:len(on_rung1)] == [(n, 1) for n in on_rung1]
